@@ -1,0 +1,158 @@
+import { Command, Interfaces } from '@oclif/core'
+import { DoorctlError, InputError, UsageError } from '../core/errors.js'
+import { resolveHome } from '../core/home.js'
+import { Inventory } from '../core/inventory.js'
+import { resolveTargets } from '../core/targets.js'
+import { parseDuration } from '../core/time.js'
+import { runOnTargets, type Outcome, type RunOptions, type TargetResult } from '../core/run.js'
+import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
+import { stderrLogger } from './logger.js'
+import { renderResults } from './render.js'
+
+/**
+ * The one base command: owns --json (one JSON document on stdout, nothing else there), exit
+ * codes (0 all ok, 1 a device failed, 2 bad usage or input, 130 Ctrl-C), spinners and prompts
+ * only on a real TTY, and target resolution.
+ */
+export abstract class DoorctlCommand extends Command {
+  static override enableJsonFlag = true
+
+  protected abortController = new AbortController()
+  private interrupted = false
+  private _home?: string
+  private _inventory?: Inventory
+  private _log?: Logger
+
+  protected get signal(): AbortSignal {
+    return this.abortController.signal
+  }
+
+  protected get home(): string {
+    return (this._home ??= resolveHome())
+  }
+
+  protected get inventory(): Inventory {
+    return (this._inventory ??= new Inventory(this.home))
+  }
+
+  protected get log_(): Logger {
+    return (this._log ??= stderrLogger({ verbose: this.argv.includes('--verbose') || this.argv.includes('-v'), debug: !!process.env.DOORCTL_DEBUG }))
+  }
+
+  protected get env_(): DriverEnv {
+    return { home: this.home, log: this.log_ }
+  }
+
+  /** Humans on a terminal get colours, tables and spinners; scripts get plain lines. */
+  protected get interactive(): boolean {
+    return !this.jsonEnabled() && !!process.stdout.isTTY
+  }
+
+  override async init(): Promise<void> {
+    await super.init()
+    process.once('SIGINT', this.onInterrupt)
+    process.once('SIGTERM', this.onInterrupt)
+  }
+
+  private readonly onInterrupt = () => {
+    this.interrupted = true
+    this.abortController.abort(new DoorctlError('interrupted', { code: 'interrupted', exitCode: 1 }))
+    // a second Ctrl-C, or a stuck clean-up, ends it at once
+    process.once('SIGINT', () => process.exit(130))
+    setTimeout(() => process.exit(130), 5000).unref()
+  }
+
+  override async finally(err: Error | undefined): Promise<void> {
+    process.removeListener('SIGINT', this.onInterrupt)
+    process.removeListener('SIGTERM', this.onInterrupt)
+    if (this.interrupted) process.exitCode = 130
+    await super.finally(err)
+  }
+
+  override async catch(err: Error & { oclif?: { exit?: number }; code?: string }): Promise<void> {
+    if (err.code === 'EEXIT') throw err
+    const exit = this.interrupted ? 130 : err instanceof DoorctlError ? err.exitCode : (err.oclif?.exit ?? 1)
+    process.exitCode = exit
+    const suggestion = err instanceof DoorctlError ? err.suggestion : undefined
+    if (this.jsonEnabled()) {
+      const error: Record<string, unknown> = { code: err instanceof DoorctlError ? err.code : exit === 2 ? 'usage' : 'error', message: err.message }
+      if (suggestion) error.suggestion = suggestion
+      if (err instanceof InputError) error.problems = err.problems
+      this.logJson({ ok: false, error })
+      return
+    }
+    process.stderr.write(`Error: ${err.message}\n`)
+    if (suggestion) process.stderr.write(`Try: ${suggestion}\n`)
+    if (!(err instanceof DoorctlError) && exit !== 2 && process.env.DOORCTL_DEBUG && err.stack) process.stderr.write(err.stack + '\n')
+  }
+
+  protected timeoutMs(flags: { timeout?: string }): number {
+    return parseDuration(flags.timeout ?? '30s')
+  }
+
+  protected targets(names: string[], flags: { all?: boolean; tag?: string[] }): DeviceEntry[] {
+    return resolveTargets(this.inventory, { names, all: flags.all, tags: flags.tag })
+  }
+
+  /** Asks only a human at a terminal; otherwise the missing answer is a usage error naming the flag. */
+  protected async confirm(question: string, flag: string, assumeYes: boolean): Promise<void> {
+    if (assumeYes) return
+    if (!process.stdin.isTTY || this.jsonEnabled()) throw new UsageError(`${question} needs confirmation`, `pass ${flag} to confirm without a prompt`)
+    const { confirm } = await import('@inquirer/prompts')
+    const yes = await confirm({ message: question, default: false }, { output: process.stderr })
+    if (!yes) throw new UsageError('cancelled', `pass ${flag} to confirm without a prompt`)
+  }
+
+  /** A spinner on stderr for humans at a terminal; silent otherwise. */
+  protected async spin<T>(text: string, work: () => Promise<T>): Promise<T> {
+    if (this.jsonEnabled() || !process.stderr.isTTY) return work()
+    const { default: ora } = await import('ora')
+    const spinner = ora({ text, stream: process.stderr }).start()
+    try {
+      return await work()
+    } finally {
+      spinner.stop()
+    }
+  }
+
+  /** Resolves targets (exit 2 before anything is sent if one is unknown), runs `op` on each, renders. */
+  protected async operate(
+    targets: string[] | DeviceEntry[],
+    flags: { all?: boolean; tag?: string[]; concurrency: number; timeout?: string },
+    label: string,
+    op: (driver: DeviceDriver, ctx: OperationContext, device: DeviceEntry) => Promise<Outcome>,
+    columns?: string[],
+  ) {
+    const devices = typeof targets[0] === 'object' ? (targets as DeviceEntry[]) : this.targets(targets as string[], flags)
+    const results = await this.spin(`${label} on ${devices.length} device${devices.length === 1 ? '' : 's'}`, () =>
+      runOnTargets(devices, this.runOptions(flags), op),
+    )
+    return this.finish(results, undefined, columns)
+  }
+
+  protected runOptions(flags: { concurrency: number; timeout?: string }): RunOptions {
+    return { concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal, env: this.env_ }
+  }
+
+  /** Config sections any of these devices' protocols has (to refuse an unknown one before sending anything). */
+  protected async configSectionsOf(devices: DeviceEntry[]): Promise<Set<string>> {
+    const { loadDriver } = await import('../drivers/registry.js')
+    const sections = new Set<string>()
+    for (const d of devices) {
+      const driver = (await loadDriver(d.protocol)).createDriver(d, this.env_)
+      for (const s of driver.configSections()) sections.add(s)
+      await driver.close()
+    }
+    return sections
+  }
+
+  /** Renders per-device results, sets exit code 1 if any did not succeed, returns the JSON document. */
+  protected finish<T extends Record<string, unknown>>(results: TargetResult[], extra?: T, columns?: string[]): { ok: boolean; results: TargetResult[] } & T {
+    const ok = results.every((r) => r.ok)
+    if (!ok) process.exitCode = 1
+    if (!this.jsonEnabled()) renderResults(results, { tty: !!process.stdout.isTTY, columns })
+    return { ok, results, ...(extra ?? ({} as T)) }
+  }
+}
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof DoorctlCommand)['baseFlags'] & T['flags']>

@@ -1,0 +1,198 @@
+/**
+ * The one interface every protocol driver implements. The command layer only ever talks to a
+ * DeviceDriver; an operation a protocol has no way to do throws UnsupportedError (typed), which
+ * the command layer reports as status `unsupported` for that device while the others carry on.
+ */
+export const PROTOCOLS = ['openapi', 'httpv2', 'wsjson', 'udp', 'best'] as const
+export type Protocol = (typeof PROTOCOLS)[number]
+
+export const OPEN_MODES = ['pulse', 'keep-open', 'close', 'lock', 'unlock'] as const
+export type OpenMode = (typeof OPEN_MODES)[number]
+
+export const ROLES = ['user', 'admin', 'blacklist'] as const
+export type Role = (typeof ROLES)[number]
+
+/** A device as the inventory stores it. Secrets (password, deviceSecret, brokerKey) never leave via output. */
+export interface DeviceEntry {
+  name: string
+  protocol: Protocol
+  tags: string[]
+  /** openapi (direct mode) */
+  host?: string
+  port?: number
+  /** openapi: port of the live-record WebSocket (document 8.3.3: 9000) */
+  wsPort?: number
+  password?: string
+  /** openapi platform mode (document section 9) */
+  deviceId?: string
+  mode?: 'direct' | 'platform' | 'both'
+  /** httpv2, wsjson, best */
+  sn?: string
+  /** udp */
+  community?: string
+  code?: string
+  /** best */
+  transport?: 'ws' | 'mqtt'
+  productId?: string
+  deviceSecret?: string
+  brokerKey?: string
+  addedAt?: string
+}
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void
+  info(msg: string, fields?: Record<string, unknown>): void
+  warn(msg: string, fields?: Record<string, unknown>): void
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {} }
+
+/** What every operation is given: cancellation, a deadline, a logger (never stdout). */
+export interface OperationContext {
+  signal: AbortSignal
+  /** Overall budget for the operation on this device, in ms. */
+  timeoutMs: number
+  log: Logger
+}
+
+/** A person as the CSV columns of CLI.md describe one. */
+export interface Person {
+  id: string
+  name?: string
+  card?: string
+  password?: string
+  phone?: string
+  department?: string
+  role?: Role
+  validFrom?: Date
+  validTo?: Date
+  /** Absolute path of a JPEG, read only when the person is sent (5,000 photos do not fit in memory at once). */
+  photoPath?: string
+  room?: string
+  unit?: string
+}
+
+/** A person as a device reports it (people list). */
+export interface PersonInfo {
+  id: string
+  name: string
+  card: string
+  phone: string
+  department: string
+  role: Role | ''
+  validFrom?: Date
+  validTo?: Date
+  hasPhoto: boolean
+  /** Protocol extras worth showing (e.g. openapi userType 2 = visitor). */
+  extras?: Record<string, string | number | boolean | null>
+}
+
+export type PersonStatus = 'ok' | 'failed' | 'skipped' | 'unsupported' | 'timeout' | 'queued'
+
+/** The outcome for one person on one device, with the device's own reason when it gave one. */
+export interface PersonOutcome {
+  id: string
+  name?: string
+  status: PersonStatus
+  /** What happened: added, updated, deleted, enrolled, ... */
+  action?: string
+  message: string
+  deviceCode?: number | string
+}
+
+/** One access record, protocol-neutral. Extras keep what the protocol adds. */
+export interface AccessRecord {
+  recordId: string
+  time: Date
+  /** Minutes east of UTC to render `time` in; undefined = this machine's local offset. */
+  utcOffsetMinutes?: number
+  userId: string
+  name: string
+  /** employee, visitor, blacklist, stranger, ... */
+  type: string
+  /** granted, denied, ... */
+  result: string
+  /** in, out, or '' when the protocol does not say */
+  direction: string
+  /** face, card, qrcode, password, ... */
+  method: string
+  extras: Record<string, string | number | boolean | null>
+  /** Capture image (JPEG bytes), when the device sent one. */
+  photo?: Buffer
+}
+
+export interface PullQuery {
+  /** Opaque cursor returned by a previous pull of this device (--since last). */
+  after?: unknown
+  since?: Date
+  until?: Date
+}
+
+/** A pull in progress: iterate `records`, then `cursor()` covers everything yielded. */
+export interface RecordPull {
+  records: AsyncIterable<AccessRecord>
+  /** The cursor to store after the records were safely written; call after iteration finished. */
+  cursor(): unknown
+}
+
+export interface OpResult {
+  message?: string
+  /** Extra fields for the per-target result (e.g. the device's reply). */
+  data?: Record<string, unknown>
+}
+
+export interface FaceSource {
+  photoPath?: string
+  /** Ask the device to capture the face itself (httpv2 RegisterIdentifyTicket). */
+  capture?: boolean
+}
+
+export interface DeviceDriver {
+  readonly protocol: Protocol
+  open(mode: OpenMode, ctx: OperationContext): Promise<OpResult>
+  reboot(ctx: OperationContext): Promise<OpResult>
+  syncTime(time: Date, ctx: OperationContext): Promise<OpResult>
+  info(ctx: OperationContext): Promise<Record<string, unknown>>
+  /** Sections the protocol has (openapi: network, smartface, perpara). */
+  configSections(): string[]
+  getConfig(section: string, ctx: OperationContext): Promise<Record<string, unknown>>
+  setConfig(section: string, values: Record<string, unknown>, ctx: OperationContext): Promise<OpResult>
+  /** Add-or-update: an existing id is updated, not duplicated. One outcome per person, in any order. */
+  upsertPeople(people: readonly Person[], ctx: OperationContext): AsyncIterable<PersonOutcome>
+  deletePeople(ids: readonly string[] | 'all', ctx: OperationContext): AsyncIterable<PersonOutcome>
+  listPeople(ctx: OperationContext): AsyncIterable<PersonInfo>
+  enrollFace(id: string, source: FaceSource, ctx: OperationContext): Promise<PersonOutcome>
+  pullRecords(query: PullQuery, ctx: OperationContext): RecordPull
+  /** Live records until ctx.signal aborts. */
+  watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord>
+  close(): Promise<void>
+}
+
+/** Protocol rules the CSV validator checks before anything is sent. */
+export interface PersonRules {
+  protocol: Protocol
+  /** Max length per Person field, as the document gives it (characters unless bytes is set). */
+  maxLength: Partial<Record<'id' | 'name' | 'card' | 'phone' | 'department' | 'password' | 'room' | 'unit', number>>
+  /** Fields the protocol cannot do without. */
+  required: ReadonlyArray<'id' | 'name' | 'phone'>
+  /** What an id must look like, and how to say so. */
+  idPattern?: { re: RegExp; description: string }
+  /** Largest photo accepted, bytes. */
+  maxPhotoBytes: number
+  /** Lengths counted in UTF-8 bytes rather than characters (httpv2 names, document 13). */
+  lengthInBytes?: boolean
+}
+
+/** What a driver module exports; loaded lazily so only protocols in use are imported. */
+export interface DriverModule {
+  personRules: PersonRules
+  /** Protocol-specific record columns (AccessRecord.extras keys), in output order. */
+  recordExtras?: readonly string[]
+  createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver
+}
+
+export interface DriverEnv {
+  /** DOORCTL_HOME: where durable state lives. */
+  home: string
+  log: Logger
+}
