@@ -49,3 +49,39 @@ export function tempDir(prefix = 'doorctl-test-'): { path: string; cleanup(): vo
   const path = mkdtempSync(join(tmpdir(), prefix))
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) }
 }
+
+/** A port that was free a moment ago (for listeners a device must know in advance). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net')
+  return new Promise((resolvePort, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolvePort(port))
+    })
+  })
+}
+
+/** Polls `cond` every 20 ms until true, or fails after `ms` (conditions, not sleeps). */
+export async function until(cond: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Starts a long-running doorctl command (serve, watch) and returns it with its output so far. */
+export function startDoorctl(args: string[], opts: { home: string; env?: Record<string, string> }) {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, DOORCTL_HOME: opts.home, NO_COLOR: '1', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const out = { stdout: '', stderr: '' }
+  child.stdout.setEncoding('utf8').on('data', (d) => (out.stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d) => (out.stderr += d))
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+  return { child, out, exited }
+}

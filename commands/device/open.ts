@@ -17,7 +17,7 @@ export default class DeviceOpen extends DoorctlCommand {
     const mode = flags.mode as (typeof OPEN_MODES)[number]
     return this.operate(argv as string[], flags, 'opening', async (d, ctx) => {
       const r = await d.open(mode, ctx)
-      return { message: r.message ?? (mode === 'pulse' ? 'opened' : `door set to ${mode}`), fields: { mode, ...r.data } }
+      return { status: r.queued ? 'queued' : undefined, message: r.message ?? (mode === 'pulse' ? 'opened' : `door set to ${mode}`), fields: { mode, ...r.data } }
     })
   }
 }

@@ -11,7 +11,7 @@ export default class DeviceReboot extends DoorctlCommand {
     const { argv, flags } = await this.parse(DeviceReboot)
     return this.operate(argv as string[], flags, 'rebooting', async (d, ctx) => {
       const r = await d.reboot(ctx)
-      return { message: r.message ?? 'rebooting', fields: r.data }
+      return { status: r.queued ? 'queued' : undefined, message: r.message ?? 'rebooting', fields: r.data }
     })
   }
 }

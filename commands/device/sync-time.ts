@@ -18,7 +18,7 @@ export default class DeviceSyncTime extends DoorctlCommand {
     return this.operate(argv as string[], flags, 'setting the time', async (d, ctx) => {
       const time = fixed ?? new Date()
       const r = await d.syncTime(time, ctx)
-      return { message: r.message ?? `clock set to ${isoWithOffset(time)}`, fields: { time: isoWithOffset(time), ...r.data } }
+      return { status: r.queued ? 'queued' : undefined, message: r.message ?? `clock set to ${isoWithOffset(time)}`, fields: { time: isoWithOffset(time), ...r.data } }
     })
   }
 }

@@ -8,6 +8,16 @@ import { runOnTargets, type Outcome, type RunOptions, type TargetResult } from '
 import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
 import { stderrLogger } from './logger.js'
 import { renderResults } from './render.js'
+import type { GatewayHandle } from '../gateway/client.js'
+
+/** Listener flags as parsed (CLI.md "Listener settings"). */
+export interface ListenerFlagValues {
+  'http-port'?: number
+  'udp-port'?: number
+  bind?: string
+  'mqtt-url'?: string
+  'mqtt-port'?: number
+}
 
 /**
  * The one base command: owns --json (one JSON document on stdout, nothing else there), exit
@@ -18,6 +28,8 @@ export abstract class DoorctlCommand extends Command {
   static override enableJsonFlag = true
 
   protected abortController = new AbortController()
+  /** Long-running commands (serve) treat SIGINT/SIGTERM as their normal, successful end. */
+  protected stopIsSuccess = false
   private interrupted = false
   private _home?: string
   private _inventory?: Inventory
@@ -40,7 +52,21 @@ export abstract class DoorctlCommand extends Command {
   }
 
   protected get env_(): DriverEnv {
-    return { home: this.home, log: this.log_ }
+    return this.driverEnv({})
+  }
+
+  private gatewayHandle?: Promise<GatewayHandle>
+
+  /** What drivers get: DOORCTL_HOME, a stderr logger, and the gateway (started or joined on first use). */
+  protected driverEnv(flags: ListenerFlagValues): DriverEnv {
+    return {
+      home: this.home,
+      log: this.log_,
+      gateway: () =>
+        (this.gatewayHandle ??= import('../gateway/client.js').then((m) =>
+          m.openGateway(this.home, { httpPort: flags['http-port'], udpPort: flags['udp-port'], bind: flags.bind, mqttUrl: flags['mqtt-url'], mqttPort: flags['mqtt-port'] }, this.log_),
+        )),
+    }
   }
 
   /** Humans on a terminal get colours, tables and spinners; scripts get plain lines. */
@@ -55,14 +81,16 @@ export abstract class DoorctlCommand extends Command {
   }
 
   private readonly onInterrupt = () => {
-    this.interrupted = true
+    this.interrupted = !this.stopIsSuccess
     this.abortController.abort(new DoorctlError('interrupted', { code: 'interrupted', exitCode: 1 }))
     // a second Ctrl-C, or a stuck clean-up, ends it at once
     process.once('SIGINT', () => process.exit(130))
-    setTimeout(() => process.exit(130), 5000).unref()
+    setTimeout(() => process.exit(this.stopIsSuccess ? 1 : 130), this.stopIsSuccess ? 15_000 : 5000).unref()
   }
 
   override async finally(err: Error | undefined): Promise<void> {
+    const gateway = this.gatewayHandle && (await this.gatewayHandle.catch(() => undefined))
+    await gateway?.close()
     process.removeListener('SIGINT', this.onInterrupt)
     process.removeListener('SIGTERM', this.onInterrupt)
     if (this.interrupted) process.exitCode = 130
@@ -118,7 +146,7 @@ export abstract class DoorctlCommand extends Command {
   /** Resolves targets (exit 2 before anything is sent if one is unknown), runs `op` on each, renders. */
   protected async operate(
     targets: string[] | DeviceEntry[],
-    flags: { all?: boolean; tag?: string[]; concurrency: number; timeout?: string },
+    flags: { all?: boolean; tag?: string[]; concurrency: number; timeout?: string; 'no-wait'?: boolean } & ListenerFlagValues,
     label: string,
     op: (driver: DeviceDriver, ctx: OperationContext, device: DeviceEntry) => Promise<Outcome>,
     columns?: string[],
@@ -130,8 +158,8 @@ export abstract class DoorctlCommand extends Command {
     return this.finish(results, undefined, columns)
   }
 
-  protected runOptions(flags: { concurrency: number; timeout?: string }): RunOptions {
-    return { concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal, env: this.env_ }
+  protected runOptions(flags: { concurrency: number; timeout?: string; 'no-wait'?: boolean } & ListenerFlagValues): RunOptions {
+    return { concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal, env: this.driverEnv(flags), wait: !flags['no-wait'] }
   }
 
   /** Config sections any of these devices' protocols has (to refuse an unknown one before sending anything). */

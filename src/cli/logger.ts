@@ -9,6 +9,7 @@ export function stderrLogger(opts: { verbose: boolean; debug: boolean }): Logger
   return {
     debug: (m, f) => { if (opts.debug) line('debug', m, f) },
     info: (m, f) => { if (opts.verbose || opts.debug) line('info', m, f) },
+    notice: (m, f) => line('info', m, f),
     warn: (m, f) => line('warning', m, f),
   }
 }

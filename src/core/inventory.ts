@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import Conf from 'conf'
 import { UsageError, type InputProblem } from './errors.js'
 import { PROTOCOLS, type DeviceEntry, type Protocol } from '../drivers/types.js'
@@ -27,6 +28,16 @@ export class Inventory {
 
   get path(): string {
     return this.conf.path
+  }
+
+  /** Changes whenever the inventory file does (the gateway re-reads it then). */
+  stamp(): string {
+    try {
+      const st = statSync(this.conf.path)
+      return `${st.mtimeMs}:${st.size}`
+    } catch {
+      return 'none'
+    }
   }
 
   all(): DeviceEntry[] {

@@ -59,7 +59,7 @@ export async function syncPeople(
       summary.outcomes++
       summary.byStatus[o.status] = (summary.byStatus[o.status] ?? 0) + 1
       if (o.action && o.status === 'ok') summary.byAction[o.action] = (summary.byAction[o.action] ?? 0) + 1
-      if (o.status !== 'ok') summary.problems.push(o)
+      if (o.status !== 'ok' && o.status !== 'queued') summary.problems.push(o)
       report?.add(device.name, o)
     }
     let failure: unknown
@@ -73,11 +73,12 @@ export async function syncPeople(
       for (const p of people) if (!answered.has(p.id)) note({ id: p.id, name: p.name, status: 'skipped', message: `not sent: ${reason.message}` })
       throw failure
     }
-    const failed = summary.outcomes - (summary.byStatus.ok ?? 0)
+    const queued = summary.byStatus.queued ?? 0
+    const failed = summary.outcomes - (summary.byStatus.ok ?? 0) - queued
     const actions = Object.entries(summary.byAction).map(([a, n]) => `${n} ${a}`)
     const message = [actions.length > 0 ? actions.join(', ') : `${summary.byStatus.ok ?? 0} ${verb}`, failed > 0 ? `${failed} failed` : undefined].filter(Boolean).join(', ')
     return {
-      status: failed > 0 ? 'failed' : 'ok',
+      status: failed > 0 ? 'failed' : queued > 0 ? 'queued' : 'ok',
       message,
       fields: { counts: summary.byStatus, actions: summary.byAction, problems: summary.problems },
     }

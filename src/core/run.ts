@@ -2,6 +2,9 @@ import { DoorctlError, TimeoutError, statusOf, type ResultStatus } from './error
 import { loadDriver } from '../drivers/registry.js'
 import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
 
+/** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that). */
+export const SUCCESS: ReadonlySet<ResultStatus> = new Set(['ok', 'queued', 'skipped'])
+
 /** One device's outcome, as the `results` array of the CLI contract has it. */
 export interface TargetResult {
   device: string
@@ -21,6 +24,8 @@ export interface RunOptions {
   env: DriverEnv
   /** timeoutMs bounds each request, not the whole operation (long imports, big pulls). */
   perRequest?: boolean
+  /** false = --no-wait */
+  wait?: boolean
 }
 
 /** What an operation returns for one device: a message and any extra result fields. */
@@ -45,7 +50,7 @@ export async function mapPool<T, R>(items: readonly T[], limit: number, worker: 
 }
 
 /** A context for one device; `overall` makes timeoutMs a deadline for the whole operation (else a per-request budget). */
-export function contextFor(device: DeviceEntry, opts: Pick<RunOptions, 'signal' | 'timeoutMs'>, log: Logger, overall = true): OperationContext & { dispose(): void } {
+export function contextFor(device: DeviceEntry, opts: Pick<RunOptions, 'signal' | 'timeoutMs' | 'wait'>, log: Logger, overall = true): OperationContext & { dispose(): void } {
   const ac = new AbortController()
   const onAbort = () => ac.abort(opts.signal.reason)
   opts.signal.addEventListener('abort', onAbort, { once: true })
@@ -56,6 +61,7 @@ export function contextFor(device: DeviceEntry, opts: Pick<RunOptions, 'signal' 
     signal: ac.signal,
     timeoutMs: opts.timeoutMs,
     log,
+    wait: opts.wait,
     dispose() {
       if (timer) clearTimeout(timer)
       opts.signal.removeEventListener('abort', onAbort)
@@ -80,7 +86,7 @@ export async function runOnTargets(
       driver = (await loadDriver(device.protocol)).createDriver(device, opts.env)
       const outcome = await raceAbort(op(driver, ctx, device), ctx.signal)
       const status = outcome.status ?? 'ok'
-      return { ...base, ok: status === 'ok', status, message: outcome.message ?? 'done', ...outcome.fields }
+      return { ...base, ok: SUCCESS.has(status), status, message: outcome.message ?? 'done', ...outcome.fields }
     } catch (err) {
       return { ...base, ...errorResult(err) }
     } finally {

@@ -23,6 +23,7 @@ export function pendingDriver(protocol: Protocol): DriverModule {
     deletePeople: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => no() }) }),
     listPeople: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => no() }) }),
     enrollFace: async () => no(),
+    snapshot: async () => no(),
     pullRecords: () => ({ records: { [Symbol.asyncIterator]: () => ({ next: async () => no() }) }, cursor: () => undefined }),
     watchRecords: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => no() }) }),
     close: async () => {},

@@ -42,10 +42,12 @@ export interface DeviceEntry {
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void
   info(msg: string, fields?: Record<string, unknown>): void
+  /** Something the user must see even without --verbose (e.g. the port a listener chose). */
+  notice(msg: string, fields?: Record<string, unknown>): void
   warn(msg: string, fields?: Record<string, unknown>): void
 }
 
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {} }
+export const silentLogger: Logger = { debug() {}, info() {}, notice() {}, warn() {} }
 
 /** What every operation is given: cancellation, a deadline, a logger (never stdout). */
 export interface OperationContext {
@@ -53,6 +55,8 @@ export interface OperationContext {
   /** Overall budget for the operation on this device, in ms. */
   timeoutMs: number
   log: Logger
+  /** false = --no-wait: push-style commands return `queued` once queued. */
+  wait?: boolean
 }
 
 /** A person as the CSV columns of CLI.md describe one. */
@@ -136,6 +140,8 @@ export interface RecordPull {
 }
 
 export interface OpResult {
+  /** Queued for a push-style device and not waited for (--no-wait). */
+  queued?: boolean
   message?: string
   /** Extra fields for the per-target result (e.g. the device's reply). */
   data?: Record<string, unknown>
@@ -162,6 +168,8 @@ export interface DeviceDriver {
   deletePeople(ids: readonly string[] | 'all', ctx: OperationContext): AsyncIterable<PersonOutcome>
   listPeople(ctx: OperationContext): AsyncIterable<PersonInfo>
   enrollFace(id: string, source: FaceSource, ctx: OperationContext): Promise<PersonOutcome>
+  /** A camera snapshot (JPEG). */
+  snapshot(ctx: OperationContext): Promise<OpResult & { photo?: Buffer }>
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull
   /** Live records until ctx.signal aborts. */
   watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord>
@@ -195,4 +203,6 @@ export interface DriverEnv {
   /** DOORCTL_HOME: where durable state lives. */
   home: string
   log: Logger
+  /** The gateway push-style drivers queue commands through (serve, or a temporary listener), shared by all devices of one run. */
+  gateway?: () => Promise<import('../gateway/client.js').GatewayHandle>
 }

@@ -189,6 +189,7 @@ const logs: { level: string; msg: string; fields?: Record<string, unknown> }[] =
 const log: Logger = {
   debug: () => {},
   info: (msg, fields) => logs.push({ level: 'info', msg, fields }),
+  notice: (msg, fields) => logs.push({ level: 'notice', msg, fields }),
   warn: (msg, fields) => logs.push({ level: 'warn', msg, fields }),
 }
 function ctx(timeoutMs = 5000, signal: AbortSignal = new AbortController().signal): OperationContext {
@@ -553,18 +554,35 @@ describe('records pull', () => {
     const recs = await collect(pull.records)
     expect(recs).toHaveLength(2500)
     expect(recs.map((r) => Number(r.recordId))).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1))
-    expect(recordPages()).toEqual([1, 3, 2, 1])
     const reqs = dev.requests.filter((r) => r.path === '/api/record')
-    for (const r of reqs) {
-      expect(r.query.get('startTime')).toBe('0')
-      expect(r.query.get('size')).toBe('1000')
+    const newest = T + 833
+    const endNow = reqs[0]!.query.get('endTime')
+    expect(Math.abs(Number(endNow) - Math.floor(Date.now() / 1000))).toBeLessThanOrEqual(2)
+    // probe, then seconds ≤ newest-2 walked from the last page, then the newest seconds
+    expect(reqs.map((r) => [r.query.get('page'), r.query.get('startTime'), r.query.get('endTime')])).toEqual([
+      ['1', '0', endNow],
+      ['1', '0', String(newest - 1)],
+      ['3', '0', String(newest - 1)],
+      ['2', '0', String(newest - 1)],
+      ['1', '0', String(newest - 1)],
+      ['1', String(newest - 2), endNow],
+    ])
+    for (const r of reqs) expect(r.query.get('size')).toBe('1000')
+    // 2500 = 3·833 + 1: the last second holds one record
+    expect(pull.cursor()).toEqual({ time: newest, ids: ['2500'] })
+  })
+
+  it('a consumer that stops early gets a cursor covering exactly what it took', async () => {
+    dev.addRecords(2500, 1, (i) => T + i)
+    const pull = driver.pullRecords({}, ctx())
+    let n = 0
+    for await (const r of pull.records) {
+      if (++n === 1500) {
+        expect(r.recordId).toBe('1500')
+        break
+      }
     }
-    const ends = new Set(reqs.map((r) => r.query.get('endTime')))
-    expect(ends.size).toBe(1)
-    expect(Math.abs(Number([...ends][0]) - Math.floor(Date.now() / 1000))).toBeLessThanOrEqual(2)
-    const maxT = T + Math.floor(2499 / 3)
-    expect(pull.cursor()).toEqual({ time: maxT, ids: ['2497', '2498', '2499', '2500'].filter((id) => dev.records[Number(id) - 1]!.signTime === maxT) })
-    expect((pull.cursor() as OpenapiCursor).ids).toEqual(['2500'])
+    expect(pull.cursor()).toEqual({ time: T + 1499, ids: ['1500'] })
   })
 
   it('a single page is read once', async () => {
@@ -605,7 +623,15 @@ describe('records pull', () => {
     expect(q.get('endTime')).toBe(String(T + 5))
   })
 
-  it('records arriving during the pull are not duplicated and none is missed', async () => {
+  function expectComplete(recs: AccessRecord[], originals: number): void {
+    const ids = recs.map((r) => Number(r.recordId))
+    const seen = new Set(ids)
+    expect(seen.size).toBe(ids.length)
+    expect(Array.from({ length: originals }, (_, i) => i + 1).filter((i) => !seen.has(i))).toEqual([])
+    expect(recs.every((r) => r.time.getTime() <= NOW * 1000)).toBe(true)
+  }
+
+  it('records arriving during the pull (newest seconds) are not duplicated and none is missed', async () => {
     dev.addRecords(3500, 1, (i) => T + Math.floor(i / 2))
     let next = 100_000
     // After each page, three records arrive inside the window (a device clock behind ours) and one after it.
@@ -615,12 +641,26 @@ describe('records pull', () => {
       dev.addRecords(1, next++, () => NOW + 3600)
     }
     const recs = await collect(driver.pullRecords({}, ctx()).records)
-    const ids = recs.map((r) => Number(r.recordId))
-    expect(new Set(ids).size).toBe(ids.length)
-    for (let i = 1; i <= 3500; i++) expect(ids).toContain(i)
-    expect(ids.filter((id) => id >= 100_000).every((id) => dev.records.find((r) => r.id === id)!.signTime <= NOW)).toBe(true)
+    expectComplete(recs, 3500)
     const times = recs.map((r) => r.time.getTime())
     expect([...times].sort((a, b) => a - b)).toEqual(times)
+  })
+
+  it('records landing in front of the pages being walked shift them, and nothing is missed', async () => {
+    dev.addRecords(3500, 1, (i) => T + Math.floor(i / 2))
+    const newest = T + 1749
+    let next = 100_000
+    let calls = 0
+    // A device whose clock went back: new records land among the older seconds, at the front of the walk.
+    dev.onRecordPage = () => {
+      if (++calls > 6) return
+      dev.addRecords(calls * 7, next, () => newest - 2)
+      next += calls * 7
+    }
+    const recs = await collect(driver.pullRecords({}, ctx()).records)
+    expectComplete(recs, 3500)
+    const pages = dev.requests.filter((r) => r.path === '/api/record').length
+    expect(pages).toBeLessThan(20)
   })
 
   it('dedupes a record the device repeats on two pages', async () => {
@@ -634,6 +674,25 @@ describe('records pull', () => {
     const recs = await collect(driver.pullRecords({}, ctx()).records)
     const ids = recs.map((r) => r.recordId)
     expect(new Set(ids).size).toBe(ids.length)
+  })
+
+  it('a device that ignores startTime/endTime costs no extra walk', async () => {
+    dev.addRecords(2500, 1, (i) => T + Math.floor(i / 3))
+    dev.override = (r) => {
+      if (r.path !== '/api/record') return undefined
+      const page = Number(r.query.get('page'))
+      const sel = [...dev.records].sort((a, b) => b.signTime - a.signTime || b.id - a.id)
+      const data = sel.slice((page - 1) * 1000, page * 1000)
+      return ok({ total: sel.length, pageNum: page, size: data.length, pageSize: 1000, totalPage: Math.ceil(sel.length / 1000), data })
+    }
+    const p1 = driver.pullRecords({}, ctx())
+    expect((await collect(p1.records)).map((r) => Number(r.recordId))).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1))
+    expect(recordPages()).toEqual([1, 1, 3, 2, 1, 1])
+    dev.addRecords(5, 2501, () => T + 900)
+    dev.requests = []
+    const p2 = driver.pullRecords({ after: p1.cursor() }, ctx())
+    expect((await collect(p2.records)).map((r) => r.recordId)).toEqual(['2501', '2502', '2503', '2504', '2505'])
+    expect(recordPages()).toEqual([1])
   })
 
   it('an empty log (50008 or total 0) yields nothing', async () => {

@@ -171,7 +171,7 @@ function dateFromSeconds(v: unknown): Date | undefined {
 }
 
 /** UserObject (as a device reports it) → PersonInfo. */
-export function userObjectToPersonInfo(u: Partial<UserObject> & Record<string, unknown>): PersonInfo {
+export function userObjectToPersonInfo(u: Record<string, unknown>): PersonInfo {
   const userType = toNumber(u.userType)
   const info: PersonInfo = {
     id: str(u.userId),

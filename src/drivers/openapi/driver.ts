@@ -141,6 +141,38 @@ async function* concurrently<T, R>(
   if (signal.aborted) throw abortError(signal)
 }
 
+/**
+ * One item at a time out of an iterator of arrays, without an async generator's per-item cost
+ * (a pull hands out a million records). `take` sees each item as it is handed out.
+ */
+function flatten<T>(pages: AsyncIterator<T[]>, take: (item: T) => void): AsyncIterableIterator<T> {
+  let buf: T[] = []
+  let i = 0
+  const it: AsyncIterableIterator<T> = {
+    [Symbol.asyncIterator]: () => it,
+    next(): Promise<IteratorResult<T>> {
+      if (i < buf.length) {
+        const value = buf[i]!
+        buf[i++] = undefined as T
+        take(value)
+        return Promise.resolve({ value, done: false })
+      }
+      return pages.next().then((r) => {
+        if (r.done) return { value: undefined, done: true }
+        buf = r.value
+        i = 0
+        return it.next()
+      })
+    },
+    async return(): Promise<IteratorResult<T>> {
+      buf = []
+      await pages.return?.(undefined)
+      return { value: undefined, done: true }
+    },
+  }
+  return it
+}
+
 export class OpenapiDriver implements DeviceDriver {
   readonly protocol = 'openapi' as const
   private readonly device: DeviceEntry
@@ -420,17 +452,18 @@ export class OpenapiDriver implements DeviceDriver {
     let maxTime = after?.time ?? -1
     let idsAtMax = new Set(after?.ids ?? [])
     let exported = false
+    // The cursor moves as records are handed out, so a consumer that stops early gets a cursor
+    // covering exactly what it took.
+    const take = (rec: AccessRecord): void => {
+      exported = true
+      const t = rec.time.getTime() / 1000
+      if (t > maxTime) {
+        maxTime = t
+        idsAtMax = new Set([rec.recordId])
+      } else if (t === maxTime) idsAtMax.add(rec.recordId)
+    }
     return {
-      records: {
-        [Symbol.asyncIterator]: () =>
-          this.walkRecords(query, after, ctx, (t, id) => {
-            exported = true
-            if (t > maxTime) {
-              maxTime = t
-              idsAtMax = new Set([id])
-            } else if (t === maxTime) idsAtMax.add(id)
-          }),
-      },
+      records: { [Symbol.asyncIterator]: () => flatten(this.walkRecords(query, after, ctx), take) },
       cursor(): OpenapiCursor {
         if (!exported) return after ?? { time: 0, ids: [] }
         return { time: maxTime, ids: [...idsAtMax] }
@@ -439,30 +472,35 @@ export class OpenapiDriver implements DeviceDriver {
   }
 
   /**
-   * Stream the records of [startTime, endTime] oldest first, one page in memory (plus one prefetched).
+   * Stream the records oldest first, one decoded page at a time, one page in memory (plus one
+   * prefetched).
    *
-   * openapi 8.3.2 / AMBIGUITIES openapi #11: pages are newest first and the default window is
-   * "today", so both ends are always sent, endTime is fixed when the pull starts, and the pages are
-   * read from the last one back to page 1. Records that still enter the window during the pull
-   * (device clock behind ours) are new ones at the front: they push older records towards pages
-   * already read. `total` grows by as many, so positions are corrected by that shift and nothing is
-   * missed; ids seen on the last two pages are remembered, so nothing is exported twice.
+   * openapi 8.3.2 / AMBIGUITIES openapi #11: pages are newest first, the default window is "today"
+   * and inclusive or exclusive ends are not said. So both ends are always sent, each one second
+   * wider than needed and filtered here; endTime is fixed when the pull starts; pages are read from
+   * the last one back to page 1. A new record lands at the front and pushes older ones towards
+   * pages already read, so the pull is split at the newest record N seen when it starts: seconds
+   * ≤ N-2 (where no new record can land unless the device clock goes back) are walked page by page,
+   * then the few records of seconds ≥ N-1 and whatever arrived meanwhile. Within a walk, a growing
+   * `total` still shifts positions to make up for records that land anyway, and ids seen on the last
+   * two pages are remembered, so nothing is exported twice.
    */
   private async *walkRecords(
     query: PullQuery,
     after: OpenapiCursor | undefined,
     ctx: OperationContext,
-    onExport: (time: number, id: string) => void,
-  ): AsyncGenerator<AccessRecord> {
+  ): AsyncGenerator<AccessRecord[]> {
     const nowS = Math.floor(Date.now() / 1000)
     const sinceS = query.since ? Math.floor(query.since.getTime() / 1000) : undefined
     const untilS = query.until ? Math.floor(query.until.getTime() / 1000) : undefined
-    // Inclusive or exclusive ends are not documented: ask one second wider, filter here.
     let startTime = 0
     if (after) startTime = Math.max(startTime, after.time - 1)
     if (sinceS !== undefined) startTime = Math.max(startTime, sinceS - 1)
     const endTime = untilS !== undefined ? untilS + 1 : nowS
     const afterIds = new Set(after?.ids ?? [])
+    /** No record older than this second is exported. */
+    const lowest = Math.max(after?.time ?? -Infinity, sinceS ?? -Infinity)
+    const maxSize = this.recordPageSize
     let recent = new Set<string>()
     let current = new Set<string>()
     let badTimes = 0
@@ -472,16 +510,19 @@ export class OpenapiDriver implements DeviceDriver {
     const onAbort = (): void => ac.abort(ctx.signal.reason)
     ctx.signal.addEventListener('abort', onAbort, { once: true })
     const pctx: OperationContext = { ...ctx, signal: ac.signal }
-    const fetchPage = async (page: number, size: number): Promise<Page<SignObject>> => {
+
+    const fetchPage = async (start: number, end: number, page: number, size: number): Promise<Page<SignObject>> => {
       const env = await this.tx.call('GET', '/api/record', pctx, {
-        query: { startTime, endTime, page, size },
+        query: { startTime: Math.max(0, start), endTime: end, page, size },
         // 50008 "Search List Null": nothing in the window
         accept: [50008],
       })
-      return env.code === 200 ? parsePage<SignObject>(env.data) : parsePage<SignObject>(undefined)
+      return parsePage<SignObject>(env.code === 200 ? env.data : undefined)
     }
-    /** Yield items[count-1] … items[0] (oldest first) that pass the filters. */
-    const emit = function* (items: SignObject[], count: number): Generator<AccessRecord> {
+
+    /** items[count-1] … items[0] (oldest first) within [minT, maxT] that pass the filters, decoded. */
+    const decode = (items: SignObject[], count: number, minT: number, maxT: number): AccessRecord[] => {
+      const out: AccessRecord[] = []
       recent = current
       current = new Set()
       for (let i = count - 1; i >= 0; i--) {
@@ -491,36 +532,51 @@ export class OpenapiDriver implements DeviceDriver {
           badTimes++
           continue
         }
+        if (t < minT || t > maxT) continue
         const id = String(s.id)
         current.add(id)
         if (recent.has(id)) continue
         if (after && (t < after.time || (t === after.time && afterIds.has(id)))) continue
         if ((sinceS !== undefined && t < sinceS) || (untilS !== undefined && t > untilS)) continue
-        const rec = signToRecord(s)
-        onExport(t, id)
-        yield rec
+        out.push(signToRecord(s))
       }
+      return out
     }
 
-    try {
-      const first = await fetchPage(1, this.recordPageSize)
+    /**
+     * Everything wanted is on page 1 when it holds the whole window, or when it already reaches
+     * below the lower bound (a device that ignores the window must not cost a full walk).
+     */
+    const onePage = (first: Page<SignObject>, minT: number): boolean => {
+      const len = first.items.length
+      return len >= first.total || signTimeSeconds(first.items[len - 1]!) < Math.max(minT, lowest)
+    }
+
+    /** One window [start, end], oldest first; `first` is its page 1 when already fetched. */
+    const walk = async function* (
+      start: number,
+      end: number,
+      minT: number,
+      maxT: number,
+      first?: Page<SignObject>,
+    ): AsyncGenerator<AccessRecord[]> {
+      first ??= await fetchPage(start, end, 1, maxSize)
       const total0 = first.total
-      if (first.items.length === 0) return
-      if (first.items.length >= total0) {
-        yield* emit(first.items, first.items.length)
+      const len = first.items.length
+      if (len === 0) return
+      if (onePage(first, minT)) {
+        const recs = decode(first.items, len, minT, maxT)
+        if (recs.length) yield recs
         return
       }
       // The page size the device really uses (it may cap below what was asked).
-      const size =
-        first.pageSize > 0 && first.pageSize <= this.recordPageSize
-          ? first.pageSize
-          : Math.min(this.recordPageSize, first.items.length)
+      const size = first.pageSize > 0 && first.pageSize <= maxSize ? first.pageSize : Math.min(maxSize, len)
       let shift = 0
-      // Records with (start-of-pull) index ≥ bound are done; index 0 is the newest.
+      // Records whose index at the start of the walk is ≥ bound are done; index 0 is the newest.
       let bound = total0
       const fetchAt = (pos: number): { lo: number; page: Promise<Page<SignObject>> } => {
         const n = Math.floor(pos / size) + 1
-        const page = fetchPage(n, size)
+        const page = fetchPage(start, end, n, size)
         page.catch(() => {}) // awaited below; this only keeps an abandoned prefetch from being "unhandled"
         return { lo: (n - 1) * size, page }
       }
@@ -542,8 +598,21 @@ export class OpenapiDriver implements DeviceDriver {
         const count = Math.max(0, Math.min(page.items.length, bound + shift - lo))
         bound = lo - shift
         if (bound > 0) next = fetchAt(bound - 1 + shift)
-        yield* emit(page.items, count)
+        const recs = decode(page.items, count, minT, maxT)
+        if (recs.length) yield recs
       }
+    }
+
+    try {
+      const first = await fetchPage(startTime, endTime, 1, maxSize)
+      const newest = first.items.length ? signTimeSeconds(first.items[0]!) : NaN
+      if (first.items.length === 0 || onePage(first, -Infinity) || !Number.isFinite(newest) || newest - 1 <= startTime) {
+        yield* walk(startTime, endTime, -Infinity, Infinity, first)
+        return
+      }
+      // Asked one second wider on each side of the split, filtered to seconds ≤ N-2 and ≥ N-1.
+      yield* walk(startTime, newest - 1, -Infinity, newest - 2)
+      yield* walk(newest - 2, endTime, newest - 1, Infinity)
     } finally {
       ctx.signal.removeEventListener('abort', onAbort)
       ac.abort()
@@ -562,6 +631,10 @@ export class OpenapiDriver implements DeviceDriver {
       },
       ctx,
     )
+  }
+
+  async snapshot(): Promise<OpResult & { photo?: Buffer }> {
+    throw new UnsupportedError('openapi devices have no camera snapshot in their API (document section 8)')
   }
 
   async close(): Promise<void> {

@@ -170,7 +170,7 @@ export async function* watchLive(opts: LiveOptions, ctx: OperationContext): Asyn
   const onAbort = (): void => notify()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
   try {
-    connect()
+    if (!ctx.signal.aborted) connect()
     for (;;) {
       if (ctx.signal.aborted) return
       if (head < queue.length) {

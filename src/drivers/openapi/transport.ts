@@ -95,10 +95,14 @@ export class OpenapiTransport {
     // One deadline for the whole exchange (connect, headers, body); ctx.signal cancels.
     const ac = new AbortController()
     let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      ac.abort()
-    }, Math.max(1, ctx.timeoutMs))
+    // No deadline when the caller gives none (0 or Infinity); setTimeout would turn those into 1 ms.
+    const limited = Number.isFinite(ctx.timeoutMs) && ctx.timeoutMs > 0
+    const timer = limited
+      ? setTimeout(() => {
+          timedOut = true
+          ac.abort()
+        }, Math.min(ctx.timeoutMs, 2 ** 31 - 1))
+      : undefined
     const onAbort = (): void => ac.abort()
     ctx.signal.addEventListener('abort', onAbort, { once: true })
     ctx.log.debug('openapi request', { device: this.address, request: what })

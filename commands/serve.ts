@@ -1,0 +1,72 @@
+import { Flags } from '@oclif/core'
+import { createWriteStream } from 'node:fs'
+import { DoorctlCommand } from '../src/cli/base-command.js'
+import { listenerFlags } from '../src/cli/flags.js'
+import { UsageError } from '../src/core/errors.js'
+import { ControlServer } from '../src/gateway/control.js'
+import { Gateway } from '../src/gateway/gateway.js'
+import { loadHandlers } from '../src/gateway/protocols.js'
+import type { Logger } from '../src/drivers/types.js'
+
+export default class Serve extends DoorctlCommand {
+  static override description = `Run the gateway that push-style devices (httpv2, and later udp, wsjson, best, openapi platform mode) call.
+Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl commands queue through it while it runs.`
+  static override examples = [
+    'doorctl serve --http-port 8090 --authorize allowed-users.csv',
+    'doorctl serve --bind 127.0.0.1 --http-port 0 --json   # prints the chosen port',
+  ]
+  static override flags = {
+    ...listenerFlags,
+    authorize: Flags.string({ description: 'online authorization: allow, deny, or a CSV with an id column of allowed users', default: 'deny' }),
+    'log-file': Flags.string({ description: 'append log lines here instead of stderr' }),
+    'offline-after': Flags.string({ description: 'a device silent this long is shown offline', default: '90s' }),
+    verbose: Flags.boolean({ char: 'v', description: 'log every command and record' }),
+  }
+  protected override stopIsSuccess = true
+
+  async run() {
+    const { flags } = await this.parse(Serve)
+    const log = flags['log-file'] ? fileLogger(flags['log-file'], flags.verbose) : this.log_
+    const gateway = new Gateway({
+      home: this.home,
+      log,
+      handlers: await loadHandlers(),
+      settings: {
+        httpPort: flags['http-port'], udpPort: flags['udp-port'], bind: flags.bind, mqttUrl: flags['mqtt-url'], mqttPort: flags['mqtt-port'],
+        authorize: flags.authorize, offlineAfterMs: this.timeoutMs({ timeout: flags['offline-after'] }),
+      },
+    })
+    const control = new ControlServer(gateway, this.home, log, 'serve')
+    if (!(await control.start())) {
+      gateway.store.close()
+      throw new UsageError('a gateway is already running for this DOORCTL_HOME', 'stop it first (or point DOORCTL_HOME elsewhere)')
+    }
+    try {
+      await gateway.start()
+    } catch (err) {
+      await control.stop()
+      gateway.store.close()
+      throw err
+    }
+    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, authorize: flags.authorize }
+    if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
+    else this.log(`doorctl gateway listening on http ${gateway.settings.bind}:${gateway.httpPort} (pid ${process.pid}); Ctrl-C to stop`)
+    await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))
+    log.notice('stopping: finishing requests in flight')
+    await control.stop()
+    await gateway.stop()
+    return undefined
+  }
+}
+
+function fileLogger(path: string, verbose: boolean): Logger {
+  const out = createWriteStream(path, { flags: 'a', mode: 0o600 })
+  const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
+    out.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n')
+  return {
+    debug: (m, f) => { if (verbose) line('debug', m, f) },
+    info: (m, f) => line('info', m, f),
+    notice: (m, f) => line('info', m, f),
+    warn: (m, f) => line('warn', m, f),
+  }
+}

@@ -1,0 +1,95 @@
+import type { DeviceEntry, Logger } from '../drivers/types.js'
+import { ControlClient, ControlServer } from './control.js'
+import { Gateway } from './gateway.js'
+import { loadHandlers } from './protocols.js'
+import type { DevicePresence } from './gateway.js'
+import type { DiscoveredRow } from './store.js'
+import type { CommandKind, GatewaySettings, QueuedCommand } from './types.js'
+
+export interface SubmitOptions {
+  timeoutMs: number
+  /** false: return as soon as it is queued (--no-wait). */
+  wait: boolean
+  signal: AbortSignal
+}
+
+/** How a one-shot command reaches push-style devices: through `serve`, or a temporary listener. */
+export interface GatewayHandle {
+  readonly mode: 'serve' | 'temporary' | 'joined'
+  submit(device: DeviceEntry, kind: CommandKind, payload: Record<string, unknown>, opts: SubmitOptions): Promise<QueuedCommand>
+  presence(): Promise<DevicePresence[]>
+  discovered(): Promise<DiscoveredRow[]>
+  close(): Promise<void>
+}
+
+/**
+ * Connects to a running gateway (serve, or another command's temporary listener, which then
+ * stays up until this one is done), or starts a temporary one in this process.
+ */
+export async function openGateway(home: string, settings: Partial<GatewaySettings>, log: Logger): Promise<GatewayHandle> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const client = await ControlClient.connect(home)
+    if (client) return remoteHandle(client)
+    const gateway = new Gateway({ home, log, settings, handlers: await loadHandlers() })
+    const control = new ControlServer(gateway, home, log, 'temporary')
+    if (!(await control.start())) {
+      // another command started one a moment ago: join it
+      gateway.store.close()
+      continue
+    }
+    try {
+      await gateway.start()
+    } catch (err) {
+      await control.stop()
+      gateway.store.close()
+      throw err
+    }
+    log.notice(`temporary gateway listening on http ${gateway.settings.bind}:${gateway.httpPort}; waiting for devices to call`)
+    return localHandle(gateway, control)
+  }
+  throw new Error('could not start or join a gateway')
+}
+
+function remoteHandle(client: ControlClient): GatewayHandle {
+  let mode: 'serve' | 'joined' = 'joined'
+  const ready = client.call<{ mode: string }>('hello').then((h) => { mode = h.mode === 'serve' ? 'serve' : 'joined' })
+  return {
+    get mode() { return mode },
+    async submit(device, kind, payload, opts) {
+      await ready
+      const call = client.call<QueuedCommand>('submit', { device: device.name, kind, payload, timeoutMs: opts.timeoutMs, wait: opts.wait })
+      return raceSignal(call, opts.signal)
+    },
+    presence: () => client.call<DevicePresence[]>('presence'),
+    discovered: () => client.call<DiscoveredRow[]>('discovered'),
+    async close() { client.close() },
+  }
+}
+
+function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
+  return {
+    mode: 'temporary',
+    async submit(device, kind, payload, opts) {
+      const cmd = gateway.submit(device, kind, payload, opts.timeoutMs)
+      if (!opts.wait) return cmd
+      return gateway.waitFor(cmd.id, opts.signal)
+    },
+    presence: async () => gateway.presence(),
+    discovered: async () => gateway.discoveredDevices(),
+    async close() {
+      // commands that joined this temporary listener are served to the end first
+      await control.idle()
+      await control.stop()
+      await gateway.stop()
+    },
+  }
+}
+
+function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v) }, (e) => { signal.removeEventListener('abort', onAbort); reject(e) })
+  })
+}

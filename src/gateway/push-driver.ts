@@ -1,0 +1,176 @@
+import { DeviceError, TimeoutError, UnsupportedError } from '../core/errors.js'
+import type {
+  AccessRecord, DeviceDriver, DeviceEntry, DriverEnv, FaceSource, OpenMode, OperationContext, OpResult, Person,
+  PersonInfo, PersonOutcome, PullQuery, RecordPull, Protocol,
+} from '../drivers/types.js'
+import { GatewayStore } from './store.js'
+import type { CommandKind, QueuedCommand } from './types.js'
+
+export interface PushCapabilities {
+  protocol: Protocol
+  kinds: ReadonlySet<CommandKind>
+  configSections: readonly string[]
+  /** How the protocol says it, for "unsupported" messages. */
+  unsupportedWhy?: Partial<Record<CommandKind, string>>
+}
+
+/** Default lifetime of a command queued with --no-wait when no --timeout was given. */
+export const NO_WAIT_EXPIRY_MS = 24 * 3600_000
+
+const VERB: Record<CommandKind, string> = {
+  open: 'open the door', reboot: 'reboot', syncTime: 'set the time', info: 'report its information', setConfig: 'change settings',
+  upsertPeople: 'import people', deletePeople: 'delete people', listPeople: 'list people', enrollFace: 'enroll a face',
+  snapshot: 'take a snapshot', repostRecords: 'upload its records again',
+}
+
+/**
+ * The CLI side of every push-style protocol: operations become queued commands, delivered by
+ * the gateway when the device next calls; records come from the gateway's spool.
+ */
+export class PushDriver implements DeviceDriver {
+  readonly protocol: Protocol
+
+  constructor(private readonly device: DeviceEntry, private readonly env: DriverEnv, private readonly caps: PushCapabilities) {
+    this.protocol = caps.protocol
+  }
+
+  private async run(kind: CommandKind, payload: Record<string, unknown>, ctx: OperationContext): Promise<QueuedCommand> {
+    if (!this.caps.kinds.has(kind)) {
+      throw new UnsupportedError(this.caps.unsupportedWhy?.[kind] ?? `${this.protocol} devices have no way to ${VERB[kind]} (the vendor document offers none)`)
+    }
+    if (!this.env.gateway) throw new Error('no gateway available to reach push-style devices')
+    const gw = await this.env.gateway()
+    const wait = ctx.wait !== false
+    const cmd = await gw.submit(this.device, kind, payload, { timeoutMs: wait ? ctx.timeoutMs : Math.max(ctx.timeoutMs, NO_WAIT_EXPIRY_MS), wait, signal: ctx.signal })
+    if (!wait) return cmd
+    switch (cmd.state) {
+      case 'acknowledged':
+        return cmd
+      case 'failed':
+        throw new DeviceError(cmd.result?.message ?? `${this.device.name} refused the command`, { deviceCode: cmd.result?.deviceCode })
+      default:
+        throw new TimeoutError(
+          cmd.deliveredAt
+            ? `${this.device.name} took the command but did not answer within ${ctx.timeoutMs / 1000}s`
+            : `${this.device.name} did not call the gateway within ${ctx.timeoutMs / 1000}s (is it online and pointed at this gateway?)`,
+          'raise --timeout to more than the device\'s heartbeat interval, or check `doorctl device list` for when it was last seen',
+        )
+    }
+  }
+
+  private async op(kind: CommandKind, payload: Record<string, unknown>, ctx: OperationContext): Promise<OpResult> {
+    const cmd = await this.run(kind, payload, ctx)
+    if (cmd.state === 'queued' || cmd.state === 'delivered') return { queued: true, message: `queued as command ${cmd.id}`, data: { command: cmd.id } }
+    return { message: cmd.result?.message, data: cmd.result?.data }
+  }
+
+  open(mode: OpenMode, ctx: OperationContext) { return this.op('open', { mode }, ctx) }
+  reboot(ctx: OperationContext) { return this.op('reboot', {}, ctx) }
+  syncTime(time: Date, ctx: OperationContext) {
+    return this.op('syncTime', { epochMs: time.getTime(), utcOffsetMinutes: -time.getTimezoneOffset() }, ctx)
+  }
+
+  async info(ctx: OperationContext): Promise<Record<string, unknown>> {
+    const r = await this.op('info', {}, ctx)
+    return r.queued ? { queued: true, command: r.data?.command } : (r.data ?? {})
+  }
+
+  configSections(): string[] {
+    return [...this.caps.configSections]
+  }
+
+  async getConfig(section: string, ctx: OperationContext): Promise<Record<string, unknown>> {
+    const info = await this.info(ctx)
+    return (info[section] as Record<string, unknown> | undefined) ?? info
+  }
+
+  setConfig(section: string, values: Record<string, unknown>, ctx: OperationContext) {
+    return this.op('setConfig', { section, values }, ctx)
+  }
+
+  async *upsertPeople(people: readonly Person[], ctx: OperationContext): AsyncIterable<PersonOutcome> {
+    const payload = { people: people.map((p) => ({ ...p, validFrom: p.validFrom?.getTime(), validTo: p.validTo?.getTime() })) }
+    yield* this.peopleOutcomes(await this.run('upsertPeople', payload, ctx), people)
+  }
+
+  async *deletePeople(ids: readonly string[] | 'all', ctx: OperationContext): AsyncIterable<PersonOutcome> {
+    yield* this.peopleOutcomes(await this.run('deletePeople', { ids }, ctx), ids === 'all' ? [] : ids.map((id) => ({ id })))
+  }
+
+  private *peopleOutcomes(cmd: QueuedCommand, people: readonly { id: string; name?: string }[]): Iterable<PersonOutcome> {
+    if (cmd.state === 'queued' || cmd.state === 'delivered') {
+      for (const p of people) yield { id: p.id, name: p.name, status: 'queued', message: `queued as command ${cmd.id}` }
+      return
+    }
+    const seen = new Set<string>()
+    for (const o of cmd.result?.people ?? []) {
+      seen.add(o.id)
+      yield o
+    }
+    // the device confirmed the command without naming everyone: those it did not name were not refused
+    for (const p of people) if (!seen.has(p.id)) yield { id: p.id, name: p.name, status: 'ok', message: cmd.result?.message ?? 'done' }
+  }
+
+  async *listPeople(ctx: OperationContext): AsyncIterable<PersonInfo> {
+    const cmd = await this.run('listPeople', {}, ctx)
+    for (const p of (cmd.result?.data?.people ?? []) as (Omit<PersonInfo, 'validFrom' | 'validTo'> & { validFrom?: number; validTo?: number })[]) {
+      yield { ...p, validFrom: p.validFrom ? new Date(p.validFrom) : undefined, validTo: p.validTo ? new Date(p.validTo) : undefined }
+    }
+  }
+
+  async enrollFace(id: string, source: FaceSource, ctx: OperationContext): Promise<PersonOutcome> {
+    const cmd = await this.run('enrollFace', { id, photoPath: source.photoPath, capture: source.capture === true }, ctx)
+    if (cmd.state === 'queued' || cmd.state === 'delivered') return { id, status: 'queued', message: `queued as command ${cmd.id}` }
+    return cmd.result?.people?.[0] ?? { id, status: 'ok', action: 'enrolled', message: cmd.result?.message ?? 'face enrolled' }
+  }
+
+  async snapshot(ctx: OperationContext): Promise<OpResult & { photo?: Buffer }> {
+    const r = await this.op('snapshot', {}, ctx)
+    const b64 = r.data?.photoBase64
+    return { ...r, data: r.queued ? r.data : {}, photo: typeof b64 === 'string' ? Buffer.from(b64, 'base64') : undefined }
+  }
+
+  /** Records from the spool, in arrival order; the cursor is the spool sequence number. */
+  pullRecords(query: PullQuery, ctx: OperationContext): RecordPull {
+    let lastSeq = typeof (query.after as { seq?: unknown } | undefined)?.seq === 'number' ? (query.after as { seq: number }).seq : 0
+    const device = this.device.name
+    const home = this.env.home
+    async function* records(): AsyncIterable<AccessRecord> {
+      const store = new GatewayStore(home, { readonly: true })
+      try {
+        for (;;) {
+          if (ctx.signal.aborted) throw ctx.signal.reason
+          const page = store.records(device, lastSeq, 1000, { since: query.since?.getTime(), until: query.until?.getTime() })
+          for (const r of page) {
+            const photo = r.photoPath ? store.photo(r.photoPath) : undefined
+            yield { ...r, time: new Date(r.time), photo }
+            lastSeq = r.seq
+          }
+          if (page.length < 1000) return
+        }
+      } finally {
+        store.close()
+      }
+    }
+    return { records: records(), cursor: () => ({ seq: lastSeq }) }
+  }
+
+  async *watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord> {
+    if (this.env.gateway) await this.env.gateway()
+    const store = new GatewayStore(this.env.home, { readonly: true })
+    try {
+      let lastSeq = (store.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s
+      while (!ctx.signal.aborted) {
+        for (const r of store.records(this.device.name, lastSeq, 1000)) {
+          lastSeq = r.seq
+          yield { ...r, time: new Date(r.time), photo: r.photoPath ? store.photo(r.photoPath) : undefined }
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+    } finally {
+      store.close()
+    }
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,160 @@
+/**
+ * The gateway is where push-style devices (httpv2, udp, wsjson, best, openapi platform mode)
+ * phone home. Protocol modules plug into it; the CLI reaches it through a command queue.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { DeviceEntry, Logger, PersonOutcome, Protocol } from '../drivers/types.js'
+
+/** What a queued command asks a device to do. Payloads are JSON. */
+export type CommandKind =
+  | 'open'
+  | 'reboot'
+  | 'syncTime'
+  | 'info'
+  | 'setConfig'
+  | 'upsertPeople'
+  | 'deletePeople'
+  | 'listPeople'
+  | 'enrollFace'
+  | 'snapshot'
+  | 'repostRecords'
+
+/** queued → delivered (the device took it) → acknowledged | failed; or expired (--timeout). */
+export type CommandState = 'queued' | 'delivered' | 'acknowledged' | 'failed' | 'expired'
+
+export interface CommandResult {
+  message?: string
+  /** Per-person outcomes of people commands. */
+  people?: PersonOutcome[]
+  data?: Record<string, unknown>
+  deviceCode?: number | string
+}
+
+export interface QueuedCommand {
+  id: number
+  device: string
+  protocol: Protocol
+  kind: CommandKind
+  payload: Record<string, unknown>
+  state: CommandState
+  result?: CommandResult
+  createdAt: number
+  deliveredAt?: number
+  finishedAt?: number
+  expiresAt: number
+}
+
+export const FINAL_STATES: ReadonlySet<CommandState> = new Set(['acknowledged', 'failed', 'expired'])
+
+/** An HTTP request after the gateway read it: size-limited, gunzipped, parsed. */
+export interface GatewayRequest {
+  method: string
+  /** Path as sent (case preserved); routing is case-insensitive. */
+  path: string
+  query: URLSearchParams
+  headers: IncomingHttpHeaders
+  remoteAddress: string
+  remotePort: number
+  /** Parsed JSON body (undefined when the body was empty or not JSON). */
+  json?: unknown
+  /** Raw (decompressed) body. */
+  body: Buffer
+  /** multipart/form-data fields and files (each decompressed per its own Content-Encoding). */
+  fields: Record<string, string>
+  files: Record<string, { data: Buffer; filename?: string; mimeType?: string }>
+  /** Path parameters from the route pattern (e.g. `{id}`). */
+  params: Record<string, string>
+}
+
+export interface GatewayResponse {
+  status?: number
+  json?: unknown
+  body?: Buffer | string
+  contentType?: string
+}
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | '*'
+  /** Matched case-insensitively; `{name}` segments become params. */
+  path: string
+  handle(req: GatewayRequest): Promise<GatewayResponse> | GatewayResponse
+}
+
+/** A spooled access record: everything the device sent, normalised. */
+export interface SpoolRecord {
+  device: string
+  recordId: string
+  /** ms since epoch */
+  time: number
+  utcOffsetMinutes?: number
+  userId: string
+  name: string
+  type: string
+  result: string
+  direction: string
+  method: string
+  extras: Record<string, string | number | boolean | null>
+  photo?: Buffer
+}
+
+/** What the gateway offers a protocol module. */
+export interface GatewayContext {
+  readonly log: Logger
+  /** The inventory entry of a device by its protocol identity, or undefined (unknown → discovered). */
+  findDevice(protocol: Protocol, identity: string): DeviceEntry | undefined
+  /** Record a heartbeat or any contact. */
+  touch(device: DeviceEntry, address: string, info?: Record<string, unknown>): void
+  /** A device not in the inventory called: remember it (rate-limited log line). */
+  discovered(protocol: Protocol, identity: string, address: string, info?: Record<string, unknown>): void
+  /** Commands waiting for this device (queued, or delivered and not yet final), oldest first. */
+  pending(device: string): QueuedCommand[]
+  /** Mark a command delivered (durably). */
+  delivered(id: number): void
+  /** Record progress (e.g. per-person outcomes of one batch) without finishing. */
+  progress(id: number, result: CommandResult): void
+  /** Finish a command: acknowledged, or failed with the device's reason. */
+  finish(id: number, state: 'acknowledged' | 'failed', result: CommandResult): void
+  /** Store a record durably (once per device+recordId). Resolves true if new. Must complete before the device is told it was received. */
+  spool(record: SpoolRecord): boolean
+  /** Decision for an online authorization request (serve --authorize). */
+  authorize(device: DeviceEntry, userId: string): boolean
+  /** Serve bytes at a gateway URL for devices to download (photos); returns the absolute URL the device can use. */
+  publish(name: string, data: Buffer | (() => Promise<Buffer>), contentType: string, requestHost?: string): string
+  /** Wake waiters: a command for `device` was queued (used by connection-holding protocols). */
+  onQueued(listener: (device: string) => void): void
+}
+
+/** A protocol's gateway side. */
+export interface ProtocolHandler {
+  readonly protocol: Protocol
+  routes?(ctx: GatewayContext): Route[]
+  /** Command kinds this protocol can carry out. */
+  readonly kinds: ReadonlySet<CommandKind>
+  /** Optional per-protocol start/stop (UDP sockets, MQTT, ...). */
+  start?(ctx: GatewayContext): Promise<void>
+  stop?(): Promise<void>
+}
+
+export interface GatewaySettings {
+  httpPort: number
+  udpPort: number
+  bind: string
+  mqttUrl?: string
+  mqttPort: number
+  /** Devices are offline when silent this long (ms). */
+  offlineAfterMs: number
+  /** `serve --authorize`: allow | deny | path of a CSV with an id column. */
+  authorize: string
+  /** Largest request body, and decompressed body, in bytes. */
+  maxBodyBytes: number
+}
+
+export const DEFAULT_SETTINGS: GatewaySettings = {
+  httpPort: 8090,
+  udpPort: 7998,
+  bind: '0.0.0.0',
+  mqttPort: 1883,
+  offlineAfterMs: 90_000,
+  authorize: 'deny',
+  maxBodyBytes: 2 * 1024 * 1024,
+}
