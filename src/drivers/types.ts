@@ -52,7 +52,10 @@ export const silentLogger: Logger = { debug() {}, info() {}, notice() {}, warn()
 /** What every operation is given: cancellation, a deadline, a logger (never stdout). */
 export interface OperationContext {
   signal: AbortSignal
-  /** Overall budget for the operation on this device, in ms. */
+  /**
+   * --timeout in ms. Drivers apply it to each request (or, for push-style devices, to the wait for
+   * the device); an overall deadline, where the command has one, arrives through `signal`.
+   */
   timeoutMs: number
   log: Logger
   /** false = --no-wait: push-style commands return `queued` once queued. */

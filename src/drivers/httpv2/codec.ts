@@ -479,8 +479,7 @@ export function peopleErrorMessage(code: number | undefined, repeatId?: string, 
   let text = code === undefined || !Number.isFinite(code)
     ? 'the device refused this person without an error code'
     : PEOPLE_ERRORS[code] ?? `the device refused this person with error code ${code} (not in the document's table)`
-  if (repeatId && repeatId !== '0' && code !== undefined && code >= 20 && code <= 23) text += ` (person ${repeatId})`
-  else if (repeatId && repeatId !== '0') text += ` (duplicate of person ${repeatId})`
+  if (repeatId && repeatId !== '0') text += ` (same as person ${repeatId})`
   if (errMsg) text += `: ${errMsg}`
   return text
 }

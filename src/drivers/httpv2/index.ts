@@ -1,0 +1,14 @@
+/**
+ * httpv2 driver module (DriverModule shape), loaded lazily by the command layer. The devices
+ * call us, so every operation is a command queued for the gateway (gateway.ts, loaded only by
+ * the gateway itself: not imported here, to keep CLI start-up light).
+ */
+import { PushDriver } from '../../gateway/push-driver.js'
+import type { DeviceDriver, DeviceEntry, DriverEnv } from '../types.js'
+import { configSections, kinds } from './rules.js'
+
+export { personRules, recordExtras } from './rules.js'
+
+export function createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver {
+  return new PushDriver(device, env, { protocol: 'httpv2', kinds, configSections: [...configSections] })
+}
