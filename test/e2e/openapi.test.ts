@@ -158,7 +158,7 @@ describe('openapi devices end to end (built binary, simulated device on 127.0.0.
     })
 
     it('modes openapi lacks are unsupported for that device, others carry on', async () => {
-      await run(['device', 'add', 'push-1', '--protocol', 'httpv2', '--sn', 'FC-8200H00000001'])
+      await run(['device', 'add', 'push-1', '--protocol', 'wsjson', '--sn', 'WS-0001'])
       try {
         const r = await run(['device', 'open', 'door-1', '--mode', 'keep-open', '--json'])
         expect(r.code).toBe(1)

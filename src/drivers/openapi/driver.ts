@@ -32,7 +32,7 @@ import {
   type SignObject,
 } from './codec.js'
 import { isAuthCode } from './errors.js'
-import { watchLive, type LiveTimings } from './live.js'
+import type { LiveTimings } from './live.js'
 import { abortError, OpenapiTransport } from './transport.js'
 
 export const DEFAULT_PORT = 8899
@@ -622,6 +622,8 @@ export class OpenapiDriver implements DeviceDriver {
 
   async *watchRecords(ctx: OperationContext): AsyncGenerator<AccessRecord> {
     if (!this.device.host) throw this.noHost()
+    // ws is loaded only by commands that watch
+    const { watchLive } = await import('./live.js')
     yield* watchLive(
       {
         host: this.device.host,

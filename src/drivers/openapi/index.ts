@@ -7,7 +7,6 @@ export { OpenapiDriver, type OpenapiCursor, type OpenapiDriverOptions } from './
 export { OpenapiTransport } from './transport.js'
 export { openapiError, OPENAPI_ERRORS, OpenapiUnsupportedError, isAuthCode } from './errors.js'
 export { sign, signedQuery } from './signing.js'
-export { watchLive, liveTimings } from './live.js'
 export * as codec from './codec.js'
 
 export function createDriver(device: DeviceEntry, _env: DriverEnv): DeviceDriver {

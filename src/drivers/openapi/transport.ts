@@ -2,7 +2,7 @@
  * openapi transport: one keep-alive undici Pool per device, every request signed with a fresh
  * timestamp (section 4), the answer envelope checked, and network trouble turned into typed errors.
  */
-import { Pool } from 'undici'
+import type { Pool } from 'undici'
 import { DeviceError, TimeoutError } from '../../core/errors.js'
 import type { OperationContext } from '../types.js'
 import { parseEnvelope, type Envelope } from './codec.js'
@@ -60,7 +60,7 @@ export class OpenapiTransport {
   private readonly password: string
   private readonly name?: string
   private readonly connections: number
-  private pool?: Pool
+  private pool?: Promise<Pool>
 
   constructor(opts: TransportOptions) {
     const host = opts.host.includes(':') && !opts.host.startsWith('[') ? `[${opts.host}]` : opts.host
@@ -71,9 +71,10 @@ export class OpenapiTransport {
     this.connections = Math.max(1, opts.connections ?? 4)
   }
 
-  private getPool(): Pool {
-    // Embedded HTTP servers: no pipelining, a few keep-alive connections.
-    this.pool ??= new Pool(this.origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 10_000 })
+  private getPool(): Promise<Pool> {
+    // Embedded HTTP servers: no pipelining, a few keep-alive connections. Loaded on first use: a
+    // dry run only needs this module's neighbours, not undici (~18 MB).
+    this.pool ??= import('undici').then((m) => new m.Pool(this.origin, { connections: this.connections, pipelining: 1, keepAliveTimeout: 10_000 }))
     return this.pool
   }
 
@@ -109,7 +110,7 @@ export class OpenapiTransport {
     let status: number
     let text: string
     try {
-      const res = await this.getPool().request({ method, path: url, headers, body, signal: ac.signal })
+      const res = await (await this.getPool()).request({ method, path: url, headers, body, signal: ac.signal })
       status = res.statusCode
       text = await res.body.text()
     } catch (err) {
@@ -166,8 +167,9 @@ export class OpenapiTransport {
   }
 
   async close(): Promise<void> {
-    const pool = this.pool
+    const pending = this.pool
     this.pool = undefined
+    const pool = await pending?.catch(() => undefined)
     if (pool) await pool.close().catch(() => pool.destroy())
   }
 }
