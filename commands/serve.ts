@@ -48,9 +48,9 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
       gateway.store.close()
       throw err
     }
-    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, authorize: flags.authorize }
+    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, ...gateway.bound, authorize: flags.authorize }
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
-    else this.log(`doorctl gateway listening on http ${gateway.settings.bind}:${gateway.httpPort} (pid ${process.pid}); Ctrl-C to stop`)
+    else this.log(`doorctl gateway listening on http ${gateway.settings.bind}:${gateway.httpPort}${Object.entries(gateway.bound).map(([k, v]) => `, ${k} ${v}`).join('')} (pid ${process.pid}); Ctrl-C to stop`)
     await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))
     log.notice('stopping: finishing requests in flight')
     await control.stop()

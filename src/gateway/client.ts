@@ -44,7 +44,7 @@ export async function openGateway(home: string, settings: Partial<GatewaySetting
       gateway.store.close()
       throw err
     }
-    log.notice(`temporary gateway listening on http ${gateway.settings.bind}:${gateway.httpPort}; waiting for devices to call`)
+    log.notice(`temporary gateway listening on http ${gateway.settings.bind}:${gateway.httpPort}${Object.entries(gateway.bound).map(([k, v]) => `, ${k} ${v}`).join('')}; waiting for devices to call`)
     return localHandle(gateway, control)
   }
   throw new Error('could not start or join a gateway')

@@ -72,6 +72,9 @@ export class Gateway {
   private http?: Server
   private timers: NodeJS.Timeout[] = []
   private httpPortValue = 0
+  /** Ports and URLs protocol modules bound (udp, mqtt), for the ready line. */
+  readonly bound: Record<string, number | string> = {}
+  private wss?: import('ws').WebSocketServer
   readonly ctx: GatewayContext
 
   constructor(opts: GatewayOptions) {
@@ -114,15 +117,41 @@ export class Gateway {
       })
     })
     this.httpPortValue = (this.http.address() as AddressInfo).port
-    for (const h of this.handlers) await h.start?.(this.ctx)
+    this.attachWebSockets()
+    for (const h of this.handlers) {
+      const bound = await h.start?.(this.ctx)
+      if (bound) Object.assign(this.bound, bound)
+    }
     this.timers.push(setInterval(() => this.flushPresence(), 2000).unref())
     this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref())
     this.log.info('gateway listening', { http: `${this.settings.bind}:${this.httpPortValue}` })
   }
 
+  /** WebSocket upgrades on the HTTP port, routed by path to the protocol that owns it. */
+  private attachWebSockets(): void {
+    const routes = this.handlers.flatMap((h) => h.websockets?.(this.ctx) ?? [])
+    if (routes.length === 0) return
+    this.http!.on('upgrade', (req, socket, head) => {
+      const path = new URL(req.url ?? '/', 'http://gateway').pathname.replace(/\/+$/, '').toLowerCase()
+      const route = routes.find((r) => r.path.toLowerCase() === path)
+      if (!route) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n')
+        return
+      }
+      void import('ws').then(({ WebSocketServer }) => {
+        this.wss ??= new WebSocketServer({ noServer: true, maxPayload: this.settings.maxBodyBytes })
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.on('error', (err) => this.log.warn('websocket error', { path, error: String(err) }))
+          route.onConnection(ws, req)
+        })
+      })
+    })
+  }
+
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
     for (const h of this.handlers) await h.stop?.().catch(() => {})
+    if (this.wss) for (const c of this.wss.clients) c.terminate()
     if (this.http) {
       this.http.closeAllConnections()
       await new Promise<void>((resolve) => this.http!.close(() => resolve()))
@@ -252,6 +281,10 @@ export class Gateway {
   private makeContext(): GatewayContext {
     return {
       log: this.log,
+      settings: this.settings,
+      state: (device, key) => this.store.getState(device, key),
+      setState: (device, key, value) => this.store.setState(device, key, value),
+      unpublish: (name) => { this.published.delete(name) },
       findDevice: (p, id) => this.findDevice(p, id),
       touch: (device, address, info) => {
         const prev = this.presenceMap.get(device.name)

@@ -174,6 +174,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: HttpServe
       headers: req.headers,
       remoteAddress: req.socket.remoteAddress ?? '',
       remotePort: req.socket.remotePort ?? 0,
+      localAddress: req.socket.localAddress ?? '127.0.0.1',
+      localPort: req.socket.localPort ?? 0,
       body,
       fields: {},
       files: {},

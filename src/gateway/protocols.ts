@@ -1,7 +1,20 @@
+import { PROTOCOLS } from '../drivers/types.js'
 import type { ProtocolHandler } from './types.js'
 
-/** Every protocol's gateway side, loaded when a gateway starts. */
+/**
+ * Every protocol's gateway side (`src/drivers/<protocol>/gateway.ts`, exporting `handler` or
+ * `handlers`), loaded when a gateway starts. openapi's gateway side is its platform mode.
+ */
 export async function loadHandlers(): Promise<ProtocolHandler[]> {
-  const mods = await Promise.all([import('../drivers/httpv2/gateway.js')])
-  return mods.map((m) => m.handler)
+  const mods = await Promise.all(
+    PROTOCOLS.map(async (p) => {
+      try {
+        return (await import(`../drivers/${p}/gateway.js`)) as { handler?: ProtocolHandler; handlers?: ProtocolHandler[] }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(`/${p}/gateway.js`)) return {}
+        throw err
+      }
+    }),
+  )
+  return mods.flatMap((m) => m.handlers ?? (m.handler ? [m.handler] : []))
 }

@@ -72,6 +72,9 @@ export class GatewayStore {
       CREATE TABLE IF NOT EXISTS presence (
         device TEXT PRIMARY KEY, protocol TEXT NOT NULL, last_seen INTEGER NOT NULL, address TEXT NOT NULL, info TEXT NOT NULL
       );
+      CREATE TABLE IF NOT EXISTS device_state (
+        device TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(device, key)
+      );
       CREATE TABLE IF NOT EXISTS discovered (
         protocol TEXT NOT NULL, identity TEXT NOT NULL, last_seen INTEGER NOT NULL, address TEXT NOT NULL, info TEXT NOT NULL,
         PRIMARY KEY(protocol, identity)
@@ -173,6 +176,18 @@ export class GatewayStore {
     } catch {
       return undefined
     }
+  }
+
+  // ---- per-device protocol state -----------------------------------------------------------
+
+  getState(device: string, key: string): unknown {
+    const row = this.db.prepare('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key) as Row | undefined
+    return row ? JSON.parse(String(row.value)) : undefined
+  }
+
+  setState(device: string, key: string, value: unknown): void {
+    if (value === undefined) this.db.prepare('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
+    else this.db.prepare('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value))
   }
 
   // ---- presence ----------------------------------------------------------------------------

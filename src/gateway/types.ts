@@ -55,6 +55,9 @@ export interface GatewayRequest {
   headers: IncomingHttpHeaders
   remoteAddress: string
   remotePort: number
+  /** The gateway's own address on this connection (for URLs when a device sends no Host header). */
+  localAddress: string
+  localPort: number
   /** Parsed JSON body (undefined when the body was empty or not JSON). */
   json?: unknown
   /** Raw (decompressed) body. */
@@ -100,6 +103,10 @@ export interface SpoolRecord {
 /** What the gateway offers a protocol module. */
 export interface GatewayContext {
   readonly log: Logger
+  readonly settings: GatewaySettings
+  /** Durable per-device key/value state (time zone, people seen, ...), JSON values; survives restarts. */
+  state(device: string, key: string): unknown
+  setState(device: string, key: string, value: unknown): void
   /** The inventory entry of a device by its protocol identity, or undefined (unknown → discovered). */
   findDevice(protocol: Protocol, identity: string): DeviceEntry | undefined
   /** Record a heartbeat or any contact. */
@@ -120,18 +127,29 @@ export interface GatewayContext {
   authorize(device: DeviceEntry, userId: string): boolean
   /** Serve bytes at a gateway URL for devices to download (photos); returns the absolute URL the device can use. */
   publish(name: string, data: Buffer | (() => Promise<Buffer>), contentType: string, requestHost?: string): string
+  /** Stop serving a published file. */
+  unpublish(name: string): void
   /** Wake waiters: a command for `device` was queued (used by connection-holding protocols). */
   onQueued(listener: (device: string) => void): void
+}
+
+/** A WebSocket endpoint on the gateway's HTTP port (wsjson at /wsjson, best-w at /best). */
+export interface WebSocketRoute {
+  /** Matched case-insensitively, ignoring the query string. */
+  path: string
+  /** Called for each accepted connection; `socket` is a `ws` WebSocket. */
+  onConnection(socket: import('ws').WebSocket, req: import('node:http').IncomingMessage): void
 }
 
 /** A protocol's gateway side. */
 export interface ProtocolHandler {
   readonly protocol: Protocol
   routes?(ctx: GatewayContext): Route[]
+  websockets?(ctx: GatewayContext): WebSocketRoute[]
   /** Command kinds this protocol can carry out. */
   readonly kinds: ReadonlySet<CommandKind>
-  /** Optional per-protocol start/stop (UDP sockets, MQTT, ...). */
-  start?(ctx: GatewayContext): Promise<void>
+  /** Optional per-protocol start/stop (UDP sockets on settings.udpPort, MQTT, ...); may return ports it bound for the ready line. */
+  start?(ctx: GatewayContext): Promise<void | Record<string, number | string>>
   stop?(): Promise<void>
 }
 
