@@ -159,6 +159,41 @@ describe('httpv2 devices through the gateway (built binary, simulated devices on
       expect(again.json().total).toBe(0)
     })
 
+    it('device snapshot saves the camera picture; face enroll --capture asks the device to capture', async () => {
+      const file = join(work.path, 'snap.jpg')
+      const snap = await doorctl(['device', 'snapshot', 'door-1', '--output', file, '--json', '--timeout', '20s'], { home: env.home.path })
+      expect(snap.code, snap.stdout + snap.stderr).toBe(0)
+      expect(readFileSync(file).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]))
+      await doorctl(['people', 'import', join(work.path, 'people.csv'), 'door-1', '--json', '--timeout', '30s'], { home: env.home.path })
+      const cap = await doorctl(['face', 'enroll', 'door-1', '--id', '102', '--capture', '--json', '--timeout', '20s'], { home: env.home.path })
+      expect(cap.code, cap.stdout + cap.stderr).toBe(0)
+      expect(env.sims[0].events.ticketResults).toBeGreaterThan(0)
+    })
+
+    it('records watch tails the spool as NDJSON', async () => {
+      const watch = startDoorctl(['records', 'watch', 'door-1'], { home: env.home.path })
+      try {
+        // records keep coming until the watcher has printed one
+        await until(async () => {
+          env.sims[0].addRecord()
+          return watch.out.stdout.includes('\n')
+        }, 20_000, 'a watched record')
+        expect(JSON.parse(watch.out.stdout.split('\n')[0])).toMatchObject({ device: 'door-1' })
+      } finally {
+        watch.child.kill('SIGINT')
+        expect(await watch.exited).toBe(130)
+      }
+    })
+
+    it('unknown devices are refused and listed as discovered', async () => {
+      const r = await fetch(`http://127.0.0.1:${env.port}/Device/Keepalive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ SN: 'FC-STRANGER01' }) })
+      expect((await r.json()).Success).toBe(401)
+      await until(async () => {
+        const d = await doorctl(['device', 'list', '--discovered', '--json'], { home: env.home.path })
+        return d.json().discovered.some((x: { identity: string }) => x.identity === 'FC-STRANGER01')
+      }, 10_000, 'discovered device')
+    })
+
     it('bad bodies get error answers and the gateway stays up', async () => {
       const base = `http://127.0.0.1:${env.port}`
       const bad = [
@@ -174,6 +209,41 @@ describe('httpv2 devices through the gateway (built binary, simulated devices on
       expect(ok.status).toBe(200)
       expect((await ok.json()).Success).toBe(1)
     })
+  })
+
+  it('two one-shot commands at once share one temporary listener instead of fighting over the port', async () => {
+    const env = await setup(2)
+    try {
+      const [a, b] = await Promise.all([
+        env.run(['device', 'reboot', 'door-1', '--json', '--timeout', '20s']),
+        env.run(['device', 'open', 'door-2', '--json', '--timeout', '20s']),
+      ])
+      expect(a.code, a.stdout + a.stderr).toBe(0)
+      expect(b.code, b.stdout + b.stderr).toBe(0)
+      expect(env.sims[0].events.reboots).toBe(1)
+      expect(env.sims[1].events.opens).toEqual([1])
+    } finally {
+      await env.close()
+    }
+  })
+
+  it('serve --authorize FILE.csv decides RequestAuthorization: listed users allowed, others denied', async () => {
+    const env = await setup(1)
+    const allowed = join(work.path, 'allowed.csv')
+    writeFileSync(allowed, 'id,name\n101,Zhang\n')
+    const serve = startDoorctl(['serve', ...env.listen, '--authorize', allowed, '--json'], { home: env.home.path })
+    try {
+      await until(() => serve.out.stdout.includes('"ok":true'), 20_000, 'serve')
+      await until(() => env.sims[0].lastKeepaliveSuccess === 1, 10_000, 'a keepalive')
+      const yes = await env.sims[0].requestAuthorization('101')
+      const no = await env.sims[0].requestAuthorization('999')
+      expect(yes).not.toBe(0)
+      expect(no).toBe(0)
+    } finally {
+      serve.child.kill('SIGTERM')
+      await serve.exited
+      await env.close()
+    }
   })
 
   it('serve killed with SIGKILL while 1,000 records upload: every record the device was told was received is in the spool', async () => {
