@@ -27,7 +27,7 @@ const RESULTS_MD = join(BENCH, 'RESULTS.md')
 const PASSWORD = 'bench-Pa55word'
 const NODE = process.execPath
 
-const DEFAULTS = { records: 1_000_000, people: 10_000, bigPeople: 100_000, startupRuns: 15 }
+const DEFAULTS = { records: 1_000_000, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000 }
 const intEnv = (name, def) => {
   const v = process.env[name]
   if (v === undefined || v === '') return def
@@ -40,6 +40,7 @@ const SIZES = {
   people: intEnv('BENCH_PEOPLE', DEFAULTS.people),
   bigPeople: intEnv('BENCH_BIG_PEOPLE', DEFAULTS.bigPeople),
   startupRuns: Math.max(10, intEnv('BENCH_STARTUP_RUNS', DEFAULTS.startupRuns)),
+  devices: intEnv('BENCH_DEVICES', DEFAULTS.devices),
 }
 const CHILD_TIMEOUT_MS = 240_000
 
@@ -613,7 +614,7 @@ function renderValidate(e) {
   ].join('\n\n')
 }
 
-const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate }
+const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e) }
 
 function autoNotes(all) {
   const notes = []
@@ -667,14 +668,15 @@ function render(all) {
     'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
-  for (const name of ['startup', 'pull', 'import', 'validate']) {
+  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway']
+  for (const name of ORDER) {
     const e = all[name]
     if (!e) {
-      parts.push(`## ${['startup', 'pull', 'import', 'validate'].indexOf(name) + 1}. ${name}\n\nNot measured yet: \`node bench/run.js ${name}\`.`)
+      parts.push(`## ${ORDER.indexOf(name) + 1}. ${name}\n\nNot measured yet: \`node bench/run.js ${name}\`.`)
       continue
     }
     if (e.crash) {
-      parts.push(`## ${['startup', 'pull', 'import', 'validate'].indexOf(name) + 1}. ${name}\n\n${stamp(e)}\n\n**The benchmark did not complete:** ${e.crash}`)
+      parts.push(`## ${ORDER.indexOf(name) + 1}. ${name}\n\n${stamp(e)}\n\n**The benchmark did not complete:** ${e.crash}`)
       continue
     }
     parts.push(RENDER[name](e))
@@ -687,10 +689,83 @@ function render(all) {
   return parts.filter(Boolean).join('\n\n') + '\n'
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// 5. gateway: N httpv2 devices keepaliving every second against `doorctl serve`
+
+async function benchGateway() {
+  const count = SIZES.devices
+  const intervalMs = 1000
+  const durationMs = 20_000
+  const warmupMs = 5_000
+  const home = join(work, 'gw-home')
+  const csv = join(work, 'gw-devices.csv')
+  writeFileSync(csv, 'name,protocol,sn\n' + Array.from({ length: count }, (_, i) => `dev-${i + 1},httpv2,BENCH${String(i + 1).padStart(6, '0')}`).join('\n') + '\n')
+  const imp = await runNode([RUN, 'device', 'import', csv], { env: { DOORCTL_HOME: home } })
+  if (failure(imp)) throw new Error(`device import: ${failure(imp)}`)
+  // serve, measured with the RSS probe; its ready line gives the port
+  const e = childEnv({ DOORCTL_HOME: home, NODE_OPTIONS: `--import=${PROBE}`, BENCH_RSS_FILE: join(work, 'gw-serve-rss') })
+  const serve = spawn(NODE, [RUN, 'serve', '--http-port', '0', '--bind', '127.0.0.1', '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
+  let serveErr = ''
+  serve.stderr.on('data', (c) => { serveErr += c })
+  const ready = await new Promise((resolveReady, reject) => {
+    const lines = createInterface({ input: serve.stdout })
+    lines.once('line', (l) => resolveReady(JSON.parse(l)))
+    serve.once('exit', (code) => reject(new Error(`serve exited ${code}: ${tail(serveErr)}`)))
+  })
+  const load = spawn(NODE, [join(BENCH, 'keepalive-load.js'), String(ready.http_port), String(count), String(intervalMs), String(durationMs), String(warmupMs)], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const report = new Promise((resolveReport) => load.once('message', resolveReport))
+  // while the load runs: queue a door opening for 10 devices, one every second, through serve
+  await new Promise((r) => setTimeout(r, warmupMs))
+  const queued = []
+  for (let k = 0; k < 10; k++) {
+    const name = `dev-${1 + Math.floor((k * count) / 10)}`
+    const r = await runNode([RUN, 'device', 'open', name, '--no-wait', '--json'], { env: { DOORCTL_HOME: home } })
+    if (failure(r) || JSON.parse(r.stdout).results[0].status !== 'queued') throw new Error(`device open --no-wait: ${failure(r) ?? r.stdout}`)
+    queued.push(name)
+    await new Promise((r2) => setTimeout(r2, 500))
+  }
+  const loadResult = await report
+  serve.kill('SIGTERM')
+  await new Promise((r) => serve.once('close', r))
+  const rssKB = Number(readFileSync(join(work, 'gw-serve-rss'), 'utf8').trim().split(/\s+/)[0])
+  // queue → delivery times, as the gateway's own durable queue recorded them
+  const { default: Database } = await import('better-sqlite3')
+  const db = new Database(join(home, 'gateway.db'), { readonly: true })
+  const rows = db.prepare("SELECT device, created_at, delivered_at FROM commands WHERE kind = 'open'").all()
+  db.close()
+  const deliveryMs = rows.map((row) => (row.delivered_at ? row.delivered_at - row.created_at : NaN)).sort((a, b) => a - b)
+  const undelivered = deliveryMs.filter((x) => Number.isNaN(x)).length
+  const maxDelivery = Math.max(...deliveryMs.filter((x) => !Number.isNaN(x)))
+  return {
+    devices: count, intervalMs, durationMs, warmupMs, ...loadResult, errors: undefined, errorCount: loadResult.errors, serveRssKB: rssKB, queued: queued.length,
+    delivered: rows.length - undelivered, deliveryMs, maxDelivery,
+    pass: { p99: loadResult.p99 < 50, errors: loadResult.errors === 0, rss: rssKB / 1024 <= 300, delivery: undelivered === 0 && maxDelivery <= intervalMs + 100 },
+  }
+}
+
+function renderGateway(e) {
+  const r = e.result
+  return [
+    '## 5. gateway (httpv2 keepalives against `doorctl serve`)',
+    stamp(e),
+    `${f0(r.devices)} simulated httpv2 devices (\`bench/keepalive-load.js\`, its own process, one keep-alive connection per device) POST \`/Device/Keepalive\` every ${r.intervalMs} ms for ${r.durationMs / 1000} s against \`doorctl serve\`; latencies after a ${r.warmupMs / 1000} s warm-up. Meanwhile 10 door openings are queued through serve with \`doorctl device open NAME --no-wait\`; their queue → delivery times come from the gateway's own queue (\`created_at\` → \`delivered_at\`).`,
+    table(['measure', 'value', 'target', 'result'], [
+      ['keepalives answered (measured)', `${f0(r.requests)} (${f0(r.measured)})`, '', ''],
+      ['keepalive latency p50 / p99 / max ms', `${f1(r.p50)} / ${f1(r.p99)} / ${f1(r.max)}`, 'p99 < 50', verdict(r.pass.p99)],
+      ['errors', f0(r.errorCount), '0', verdict(r.pass.errors)],
+      ['gateway peak RSS MB', f1(mb(r.serveRssKB)), '≤ 300', verdict(r.pass.rss)],
+      ['queued → delivered ms (10 commands), max', `${r.deliveryMs.map((x) => f0(x)).join(', ')}; max ${f0(r.maxDelivery)}`, `≤ interval + 100 = ${r.intervalMs + 100}`, verdict(r.pass.delivery)],
+      ['load generator peak RSS MB', f1(mb(r.rssKB)), '', ''],
+    ]),
+    r.errorSamples?.length ? `First errors: ${r.errorSamples.map((x) => `\`${x}\``).join('; ')}` : '',
+  ].filter(Boolean).join('\n\n')
+}
+
 // ---------------------------------------------------------------------------------------------
 // main
 
-const BENCHES = { startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate }
+const BENCHES = { startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway }
 
 async function main() {
   const asked = process.argv.slice(2)
@@ -739,6 +814,7 @@ function sizesFor(name) {
   if (name === 'startup') return { startupRuns: SIZES.startupRuns }
   if (name === 'pull') return { records: SIZES.records }
   if (name === 'import') return { people: SIZES.people }
+  if (name === 'gateway') return { devices: SIZES.devices }
   return { bigPeople: SIZES.bigPeople }
 }
 
