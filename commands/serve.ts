@@ -32,7 +32,7 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
       log,
       handlers: await loadHandlers(),
       settings: {
-        httpPort: flags['http-port'], udpPort: flags['udp-port'], bind: flags.bind, mqttUrl: flags['mqtt-url'], mqttPort: flags['mqtt-port'],
+        ...this.listenerSettings(flags),
         authorize: flags.authorize, offlineAfterMs: this.timeoutMs({ timeout: flags['offline-after'] }),
       },
     })

@@ -3,6 +3,7 @@ import { DoorctlError, InputError, UsageError } from '../core/errors.js'
 import { resolveHome } from '../core/home.js'
 import { Inventory } from '../core/inventory.js'
 import { resolveTargets } from '../core/targets.js'
+import { Settings, type SettingKey } from '../core/settings.js'
 import { parseDuration } from '../core/time.js'
 import { runOnTargets, type Outcome, type RunOptions, type TargetResult } from '../core/run.js'
 import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
@@ -58,13 +59,26 @@ export abstract class DoorctlCommand extends Command {
   private gatewayHandle?: Promise<GatewayHandle>
 
   /** What drivers get: DOORCTL_HOME, a stderr logger, and the gateway (started or joined on first use). */
+  /** Listener settings: flag (or its DOORCTL_* variable) first, then `doorctl config set`, then the built-in default. */
+  protected listenerSettings(flags: ListenerFlagValues) {
+    const saved = new Settings(this.home)
+    const pick = <T>(flag: T | undefined, key: SettingKey) => (flag !== undefined ? flag : (saved.get(key) as T | undefined))
+    return {
+      httpPort: pick(flags['http-port'], 'http-port'),
+      udpPort: pick(flags['udp-port'], 'udp-port'),
+      bind: pick(flags.bind, 'bind'),
+      mqttUrl: pick(flags['mqtt-url'], 'mqtt-url'),
+      mqttPort: pick(flags['mqtt-port'], 'mqtt-port'),
+    }
+  }
+
   protected driverEnv(flags: ListenerFlagValues): DriverEnv {
     return {
       home: this.home,
       log: this.log_,
       gateway: () =>
         (this.gatewayHandle ??= import('../gateway/client.js').then((m) =>
-          m.openGateway(this.home, { httpPort: flags['http-port'], udpPort: flags['udp-port'], bind: flags.bind, mqttUrl: flags['mqtt-url'], mqttPort: flags['mqtt-port'] }, this.log_),
+          m.openGateway(this.home, this.listenerSettings(flags), this.log_),
         )),
     }
   }

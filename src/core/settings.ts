@@ -1,0 +1,52 @@
+import Conf from 'conf'
+import { UsageError } from './errors.js'
+
+/** doorctl's own defaults (`doorctl config set KEY VALUE`): the listener settings of CLI.md. */
+export const SETTING_KEYS = {
+  'http-port': { description: 'gateway HTTP port', parse: port },
+  'udp-port': { description: 'gateway UDP port (udp intercom heartbeats)', parse: port },
+  bind: { description: 'address the gateway listens on', parse: (v: string) => v.trim() },
+  'mqtt-url': { description: 'MQTT broker for best-m devices (unset: embedded broker)', parse: (v: string) => {
+    if (!/^mqtts?:\/\/[^/]+/.test(v)) throw new UsageError(`"${v}" is not an mqtt:// URL`, 'e.g. mqtt://127.0.0.1:1883')
+    return v
+  } },
+  'mqtt-port': { description: 'port of the embedded MQTT broker', parse: port },
+} as const
+export type SettingKey = keyof typeof SETTING_KEYS
+
+function port(v: string): number {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`"${v}" is not a port number (0-65535)`)
+  return n
+}
+
+export class Settings {
+  private readonly conf: Conf<Record<string, string | number>>
+
+  constructor(home: string) {
+    this.conf = new Conf({ cwd: home, configName: 'settings', configFileMode: 0o600, accessPropertiesByDotNotation: false })
+  }
+
+  static assertKey(key: string): SettingKey {
+    if (!(key in SETTING_KEYS)) throw new UsageError(`unknown setting "${key}"`, `settings: ${Object.keys(SETTING_KEYS).join(', ')}`)
+    return key as SettingKey
+  }
+
+  get(key: SettingKey): string | number | undefined {
+    return this.conf.get(key)
+  }
+
+  all(): Record<string, string | number> {
+    return { ...this.conf.store }
+  }
+
+  set(key: SettingKey, value: string): string | number {
+    const parsed = SETTING_KEYS[key].parse(value)
+    this.conf.set(key, parsed)
+    return parsed
+  }
+
+  unset(key: SettingKey): void {
+    this.conf.delete(key)
+  }
+}
