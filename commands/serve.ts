@@ -3,9 +3,7 @@ import { createWriteStream } from 'node:fs'
 import { DoorctlCommand } from '../src/cli/base-command.js'
 import { listenerFlags } from '../src/cli/flags.js'
 import { UsageError } from '../src/core/errors.js'
-import { ControlServer } from '../src/gateway/control.js'
-import { Gateway } from '../src/gateway/gateway.js'
-import { loadHandlers } from '../src/gateway/protocols.js'
+import { startGateway } from '../src/gateway/client.js'
 import type { Logger } from '../src/drivers/types.js'
 
 export default class Serve extends DoorctlCommand {
@@ -27,30 +25,19 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
   async run() {
     const { flags } = await this.parse(Serve)
     const log = flags['log-file'] ? fileLogger(flags['log-file'], flags.verbose) : this.log_
-    const gateway = new Gateway({
-      home: this.home,
-      log,
-      handlers: await loadHandlers(),
-      settings: {
-        ...this.listenerSettings(flags),
-        authorize: flags.authorize, offlineAfterMs: this.timeoutMs({ timeout: flags['offline-after'] }),
+    const started = await startGateway(
+      {
+        home: this.home,
+        log,
+        settings: { ...this.listenerSettings(flags), authorize: flags.authorize, offlineAfterMs: this.timeoutMs({ timeout: flags['offline-after'] }) },
       },
-    })
-    const control = new ControlServer(gateway, this.home, log, 'serve')
-    if (!(await control.start())) {
-      gateway.store.close()
-      throw new UsageError('a gateway is already running for this DOORCTL_HOME', 'stop it first (or point DOORCTL_HOME elsewhere)')
-    }
-    try {
-      await gateway.start()
-    } catch (err) {
-      await control.stop()
-      gateway.store.close()
-      throw err
-    }
+      'serve',
+    )
+    if (!started) throw new UsageError('a gateway is already running for this DOORCTL_HOME', 'stop it first (or point DOORCTL_HOME elsewhere)')
+    const { gateway, control } = started
     const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, ...gateway.bound, authorize: flags.authorize }
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
-    else this.log(`doorctl gateway listening on http ${gateway.settings.bind}:${gateway.httpPort}${Object.entries(gateway.bound).map(([k, v]) => `, ${k} ${v}`).join('')} (pid ${process.pid}); Ctrl-C to stop`)
+    else this.log(`doorctl gateway listening on ${gateway.describe()} (pid ${process.pid}); Ctrl-C to stop`)
     await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))
     log.notice('stopping: finishing requests in flight')
     await control.stop()

@@ -30,24 +30,37 @@ export async function openGateway(home: string, settings: Partial<GatewaySetting
   for (let attempt = 0; attempt < 3; attempt++) {
     const client = await ControlClient.connect(home)
     if (client) return remoteHandle(client)
-    const gateway = new Gateway({ home, log, settings, handlers: await loadHandlers() })
-    const control = new ControlServer(gateway, home, log, 'temporary')
-    if (!(await control.start())) {
-      // another command started one a moment ago: join it
-      gateway.store.close()
-      continue
-    }
-    try {
-      await gateway.start()
-    } catch (err) {
-      await control.stop()
-      gateway.store.close()
-      throw err
-    }
-    log.notice(`temporary gateway listening on http ${gateway.settings.bind}:${gateway.httpPort}${Object.entries(gateway.bound).map(([k, v]) => `, ${k} ${v}`).join('')}; waiting for devices to call`)
-    return localHandle(gateway, control)
+    const started = await startGateway({ home, log, settings }, 'temporary')
+    // undefined: another command started one a moment ago, so join it
+    if (!started) continue
+    log.notice(`temporary gateway listening on ${started.gateway.describe()}; waiting for devices to call`)
+    return localHandle(started.gateway, started.control)
   }
   throw new Error('could not start or join a gateway')
+}
+
+/**
+ * Starts a gateway with its control channel; undefined if another live gateway already owns
+ * this DOORCTL_HOME's control socket.
+ */
+export async function startGateway(
+  opts: { home: string; log: Logger; settings: Partial<GatewaySettings> },
+  mode: 'serve' | 'temporary',
+): Promise<{ gateway: Gateway; control: ControlServer } | undefined> {
+  const gateway = new Gateway({ ...opts, handlers: await loadHandlers() })
+  const control = new ControlServer(gateway, opts.home, opts.log, mode)
+  if (!(await control.start())) {
+    gateway.store.close()
+    return undefined
+  }
+  try {
+    await gateway.start()
+  } catch (err) {
+    await control.stop()
+    gateway.store.close()
+    throw err
+  }
+  return { gateway, control }
 }
 
 function remoteHandle(client: ControlClient): GatewayHandle {

@@ -94,6 +94,11 @@ export class Gateway {
     return this.httpPortValue
   }
 
+  /** "http 0.0.0.0:8090, udp_port 7998, …" for the ready line. */
+  describe(): string {
+    return `http ${this.settings.bind}:${this.httpPortValue}${Object.entries(this.bound).map(([k, v]) => `, ${k} ${v}`).join('')}`
+  }
+
   /** The kinds of command a protocol's devices can carry out. */
   kinds(protocol: Protocol): ReadonlySet<CommandKind> {
     return this.handlers.find((h) => h.protocol === protocol)?.kinds ?? new Set()

@@ -3,7 +3,7 @@
  * phone home. Protocol modules plug into it; the CLI reaches it through a command queue.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import type { DeviceEntry, Logger, PersonOutcome, Protocol } from '../drivers/types.js'
+import type { AccessRecord, DeviceEntry, Logger, PersonOutcome, Protocol } from '../drivers/types.js'
 
 /** What a queued command asks a device to do. Payloads are JSON. */
 export type CommandKind =
@@ -83,22 +83,8 @@ export interface Route {
   handle(req: GatewayRequest): Promise<GatewayResponse> | GatewayResponse
 }
 
-/** A spooled access record: everything the device sent, normalised. */
-export interface SpoolRecord {
-  device: string
-  recordId: string
-  /** ms since epoch */
-  time: number
-  utcOffsetMinutes?: number
-  userId: string
-  name: string
-  type: string
-  result: string
-  direction: string
-  method: string
-  extras: Record<string, string | number | boolean | null>
-  photo?: Buffer
-}
+/** A spooled access record: an AccessRecord of a named device, with its time in ms since epoch. */
+export type SpoolRecord = Omit<AccessRecord, 'time'> & { device: string; time: number }
 
 /** What the gateway offers a protocol module. */
 export interface GatewayContext {
