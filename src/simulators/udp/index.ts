@@ -1,0 +1,15 @@
+export {
+  createUdpSimulator,
+  parseLenientJson,
+  encodeMessage,
+  makeJpeg,
+  UDP_PATHS,
+  FACE_STATE,
+  ACK_TYPE,
+  UNLOCK_TYPE,
+  type UdpSimulator,
+  type UdpSimulatorOptions,
+  type UdpEvents,
+  type AccessEventOptions,
+  type ParsedMessage,
+} from './device.js'
