@@ -35,11 +35,17 @@ export default class DeviceConfigSet extends DoorctlCommand {
     const devices = this.targets(names, flags)
     const known = await this.configSectionsOf(devices)
     if (!known.has(section) && section !== 'json') throw new UsageError(`unknown config section "${section}"`, `sections of these devices: ${[...known].join(', ') || 'none'}`)
-    return this.operate(devices, flags, `setting ${section}`, async (d, ctx) => {
+    return this.operate(devices, flags, `setting ${section}`, async (d, ctx, device) => {
       if (!d.configSections().includes(section) && section !== 'json') {
         throw new UnsupportedError(`${d.protocol} devices have no config section "${section}"`, `sections: ${d.configSections().join(', ') || 'none'}`)
       }
       const r = await d.setConfig(section, values, ctx)
+      // udp intercoms are known by community/code: when one acknowledged new ones, follow it
+      const moved = r.data as { newCommunity?: string; newCode?: string } | undefined
+      if (!r.queued && (moved?.newCommunity || moved?.newCode)) {
+        const current = this.inventory.get(device.name)
+        if (current) this.inventory.save([{ ...current, community: moved.newCommunity ?? current.community, code: moved.newCode ?? current.code }])
+      }
       return { status: r.queued ? 'queued' : undefined, message: r.message ?? `set ${Object.keys(values).join(', ')}`, fields: { section, ...r.data } }
     })
   }
