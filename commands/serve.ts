@@ -7,7 +7,7 @@ import { startGateway } from '../src/gateway/client.js'
 import type { Logger } from '../src/drivers/types.js'
 
 export default class Serve extends DoorctlCommand {
-  static override description = `Run the gateway that push-style devices (httpv2, and later udp, wsjson, best, openapi platform mode) call.
+  static override description = `Run the gateway that push-style devices (httpv2, udp, wsjson, best, openapi platform mode) call.
 Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl commands queue through it while it runs.`
   static override examples = [
     'doorctl serve --http-port 8090 --authorize allowed-users.csv',

@@ -150,6 +150,10 @@ function validateRow(
   for (const r of rules) {
     for (const f of r.required) if (!p[f]) bad(f, `${f} is required for ${r.protocol} devices`)
     if (r.idPattern && !r.idPattern.re.test(id)) bad('id', `id "${id}" is not valid for ${r.protocol} devices: ${r.idPattern.description}`)
+    for (const [field, pattern] of Object.entries(r.patterns ?? {}) as [keyof NonNullable<PersonRules['patterns']>, { re: RegExp; description: string }][]) {
+      const v = p[field]
+      if (v !== undefined && !pattern.re.test(v)) bad(field, `${field} "${v}" is not valid for ${r.protocol} devices: ${pattern.description}`)
+    }
     for (const [c, field] of Object.entries(FIELD_OF) as [Column, keyof PersonRules['maxLength']][]) {
       const limit = r.maxLength[field]
       const v = field === 'id' ? id : (p[field as keyof Person] as string | undefined)

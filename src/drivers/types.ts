@@ -188,6 +188,8 @@ export interface PersonRules {
   required: ReadonlyArray<'id' | 'name' | 'phone'>
   /** What an id must look like, and how to say so. */
   idPattern?: { re: RegExp; description: string }
+  /** What other fields must look like (udp phones, httpv2 digit-only cards and passwords). */
+  patterns?: Partial<Record<'phone' | 'card' | 'password' | 'room' | 'unit', { re: RegExp; description: string }>>
   /** Largest photo accepted, bytes. */
   maxPhotoBytes: number
   /** Lengths counted in UTF-8 bytes rather than characters (httpv2 names, document 13). */

@@ -152,7 +152,8 @@ export function createGatewayHttpServer(opts: HttpServerOptions): Server {
 async function handle(req: IncomingMessage, res: ServerResponse, opts: HttpServerOptions): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://gateway')
   const method = (req.method ?? 'GET').toUpperCase()
-  const match = opts.router.match(method, url.pathname)
+  // udp /addUpload appends `;uploadFile=…` to the path (AMBIGUITIES udp #8): route on what precedes it
+  const match = opts.router.match(method, url.pathname.split(';')[0])
   if (match === undefined || match === 'method') {
     // drain so keep-alive connections stay usable
     req.resume()

@@ -46,8 +46,12 @@ export class PushDriver implements DeviceDriver {
     switch (cmd.state) {
       case 'acknowledged':
         return cmd
-      case 'failed':
-        throw new DeviceError(cmd.result?.message ?? `${this.device.name} refused the command`, { deviceCode: cmd.result?.deviceCode })
+      case 'failed': {
+        const message = cmd.result?.message ?? `${this.device.name} refused the command`
+        // a protocol module that finds the request impossible for this device says so with this prefix
+        if (message.startsWith('unsupported:')) throw new UnsupportedError(message.slice('unsupported:'.length).trim())
+        throw new DeviceError(message, { deviceCode: cmd.result?.deviceCode })
+      }
       default:
         throw new TimeoutError(
           cmd.deliveredAt

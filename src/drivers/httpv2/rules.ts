@@ -22,6 +22,11 @@ export const personRules: PersonRules = {
   maxLength: { id: 10, name: 63, department: 63, card: 20, password: 8 },
   required: ['id'],
   idPattern: { re: USER_ID_RE, description: 'digits only, 1 to 4294967295, no leading zeros (the device stores UserID as a UINT32)' },
+  // PeopleJson: CardNum is a number (UINT64), Password "纯数字, 长度 0 / 4-8"
+  patterns: {
+    card: { re: /^\d{1,20}$/, description: 'digits only (the device stores CardNum as a number)' },
+    password: { re: /^\d{4,8}$/, description: '4 to 8 digits' },
+  },
   maxPhotoBytes: 400 * 1024,
   lengthInBytes: true,
 }

@@ -1,0 +1,14 @@
+/**
+ * udp intercom driver module (DriverModule shape), loaded lazily by the command layer. The
+ * devices call us, so every operation is a command queued for the gateway (gateway.ts, loaded
+ * only by the gateway itself: not imported here, to keep CLI start-up light).
+ */
+import { PushDriver } from '../../gateway/push-driver.js'
+import type { DeviceDriver, DeviceEntry, DriverEnv } from '../types.js'
+import { configSections, kinds, unsupportedWhy } from './rules.js'
+
+export { personRules, recordExtras } from './rules.js'
+
+export function createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver {
+  return new PushDriver(device, env, { protocol: 'udp', kinds, configSections: [...configSections], unsupportedWhy })
+}
