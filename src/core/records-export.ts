@@ -129,8 +129,9 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
 
 async function extraColumns(devices: readonly DeviceEntry[]): Promise<string[]> {
   const cols: string[] = []
-  for (const p of new Set(devices.map((d) => d.protocol))) {
-    for (const c of (await loadDriver(p)).recordExtras ?? []) if (!cols.includes(c)) cols.push(c)
+  for (const d of devices) {
+    const m = await loadDriver(d.protocol)
+    for (const c of m.recordExtrasFor?.(d) ?? m.recordExtras ?? []) if (!cols.includes(c)) cols.push(c)
   }
   return cols
 }

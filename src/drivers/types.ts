@@ -201,6 +201,8 @@ export interface DriverModule {
   personRules: PersonRules
   /** Protocol-specific record columns (AccessRecord.extras keys), in output order. */
   recordExtras?: readonly string[]
+  /** The same for one device, where a protocol's modes differ (openapi direct vs platform). */
+  recordExtrasFor?(device: DeviceEntry): readonly string[]
   createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver
 }
 

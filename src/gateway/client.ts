@@ -1,4 +1,5 @@
-import type { DeviceEntry, Logger } from '../drivers/types.js'
+import type { DeviceEntry, Logger, Protocol } from '../drivers/types.js'
+import { Inventory } from '../core/inventory.js'
 import { ControlClient, ControlServer } from './control.js'
 import { Gateway } from './gateway.js'
 import { loadHandlers } from './protocols.js'
@@ -47,7 +48,10 @@ export async function startGateway(
   opts: { home: string; log: Logger; settings: Partial<GatewaySettings> },
   mode: 'serve' | 'temporary',
 ): Promise<{ gateway: Gateway; control: ControlServer } | undefined> {
-  const gateway = new Gateway({ ...opts, handlers: await loadHandlers() })
+  // a temporary listener serves only the protocols the inventory has: an httpv2-only site does not
+  // need UDP 7998 or an MQTT broker for a one-shot reboot
+  const handlers = await loadHandlers(mode === 'temporary' ? protocolsInUse(opts.home) : undefined)
+  const gateway = new Gateway({ ...opts, handlers })
   const control = new ControlServer(gateway, opts.home, opts.log, mode)
   if (!(await control.start())) {
     gateway.store.close()
@@ -61,6 +65,12 @@ export async function startGateway(
     throw err
   }
   return { gateway, control }
+}
+
+function protocolsInUse(home: string): Set<Protocol> {
+  const inUse = new Set<Protocol>()
+  for (const d of new Inventory(home).all()) if (d.protocol !== 'openapi' || d.deviceId) inUse.add(d.protocol)
+  return inUse
 }
 
 function remoteHandle(client: ControlClient): GatewayHandle {

@@ -188,8 +188,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: HttpServe
       if (type.includes('json') || /^\s*[[{]/.test(text)) {
         try {
           gw.json = parseLenientJson(text)
-        } catch {
-          throw new HttpError(400, 'body is not valid JSON')
+        } catch (err) {
+          if (!match.route.rawBody) throw new HttpError(400, 'body is not valid JSON')
+          gw.jsonError = (err as Error).message
         }
       } else if (type.includes('x-www-form-urlencoded')) {
         for (const [k, v] of new URLSearchParams(text)) gw.fields[k] = v

@@ -1,13 +1,13 @@
-import { PROTOCOLS } from '../drivers/types.js'
+import { PROTOCOLS, type Protocol } from '../drivers/types.js'
 import type { ProtocolHandler } from './types.js'
 
 /**
  * Every protocol's gateway side (`src/drivers/<protocol>/gateway.ts`, exporting `handler` or
  * `handlers`), loaded when a gateway starts. openapi's gateway side is its platform mode.
  */
-export async function loadHandlers(): Promise<ProtocolHandler[]> {
+export async function loadHandlers(only?: ReadonlySet<Protocol>): Promise<ProtocolHandler[]> {
   const mods = await Promise.all(
-    PROTOCOLS.map(async (p) => {
+    PROTOCOLS.filter((p) => !only || only.has(p)).map(async (p) => {
       try {
         return (await import(`../drivers/${p}/gateway.js`)) as { handler?: ProtocolHandler; handlers?: ProtocolHandler[] }
       } catch (err) {

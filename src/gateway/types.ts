@@ -60,6 +60,8 @@ export interface GatewayRequest {
   localPort: number
   /** Parsed JSON body (undefined when the body was empty or not JSON). */
   json?: unknown
+  /** Why a JSON-looking body did not parse (only on routes with `rawBody`; others answer 400). */
+  jsonError?: string
   /** Raw (decompressed) body. */
   body: Buffer
   /** multipart/form-data fields and files (each decompressed per its own Content-Encoding). */
@@ -80,6 +82,8 @@ export interface Route {
   method: 'GET' | 'POST' | 'PUT' | '*'
   /** Matched case-insensitively; `{name}` segments become params. */
   path: string
+  /** Hand a body that is not valid JSON to the handler (req.jsonError) instead of answering 400: for protocols whose own answer shape the device needs. */
+  rawBody?: boolean
   handle(req: GatewayRequest): Promise<GatewayResponse> | GatewayResponse
 }
 

@@ -30,7 +30,7 @@ describe('httpv2 devices through the gateway (built binary, simulated devices on
       sim.start()
       sims.push(sim)
     }
-    const listen = ['--http-port', String(port), '--bind', '127.0.0.1']
+    const listen = ['--http-port', String(port), '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1']
     return {
       home, port, sims, listen,
       run: (args: string[]) => doorctl([...args, ...listen], { home: home.path }),
@@ -252,7 +252,7 @@ describe('httpv2 devices through the gateway (built binary, simulated devices on
     try {
       await doorctl(['device', 'add', 'busy', '--protocol', 'httpv2', '--sn', 'FC-8200H00000077'], { home: home.path })
       const sim = createHttpv2Simulator({ server: `http://127.0.0.1:${port}`, sn: 'FC-8200H00000077', intervalMs: 50, records: 1000, requestTimeoutMs: 500, retryDelayMs: 50 })
-      let serve = startDoorctl(['serve', '--http-port', String(port), '--bind', '127.0.0.1', '--json'], { home: home.path })
+      let serve = startDoorctl(['serve', '--http-port', String(port), '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--json'], { home: home.path })
       await until(() => serve.out.stdout.includes('"ok":true'), 20_000, 'serve')
       sim.start()
       await until(() => sim.acknowledgedRecords().length >= 200, 30_000, '200 uploads')
@@ -264,7 +264,7 @@ describe('httpv2 devices through the gateway (built binary, simulated devices on
       store.close()
       for (const id of acked) expect(spooled.has(id)).toBe(true)
       // the rest arrive after a restart, each once
-      serve = startDoorctl(['serve', '--http-port', String(port), '--bind', '127.0.0.1', '--json'], { home: home.path })
+      serve = startDoorctl(['serve', '--http-port', String(port), '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--json'], { home: home.path })
       await until(() => sim.acknowledgedRecords().length >= 1000, 60_000, 'all uploads')
       serve.child.kill('SIGTERM')
       expect(await serve.exited).toBe(0)

@@ -48,7 +48,7 @@ async function setup(devices: { name: string; community: string; code: string; d
     await sim.start()
     sims.push(sim)
   }
-  const listen = ['--http-port', String(httpPort), '--udp-port', String(udpPort), '--bind', '127.0.0.1']
+  const listen = ['--http-port', String(httpPort), '--udp-port', String(udpPort), '--mqtt-port', '0', '--bind', '127.0.0.1']
   return {
     home, httpPort, udpPort, sims, listen,
     run: (args) => doorctl([...args, ...listen], { home: home.path }),
