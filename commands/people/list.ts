@@ -46,5 +46,7 @@ function row(p: PersonInfo) {
   return {
     id: p.id, name: p.name, card: p.card, phone: p.phone, department: p.department, role: p.role,
     valid_from: p.validFrom ? isoWithOffset(p.validFrom) : '', valid_to: p.validTo ? isoWithOffset(p.validTo) : '', has_photo: p.hasPhoto,
+    // protocol extras (e.g. wsjson: enrolled on the device itself) in --json only; CSV keeps the CLI.md columns
+    ...(p.extras && Object.keys(p.extras).length > 0 ? { extras: p.extras } : {}),
   }
 }

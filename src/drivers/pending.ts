@@ -24,6 +24,7 @@ export function pendingDriver(protocol: Protocol): DriverModule {
     listPeople: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => no() }) }),
     enrollFace: async () => no(),
     snapshot: async () => no(),
+    checkFace: async () => no(),
     pullRecords: () => ({ records: { [Symbol.asyncIterator]: () => ({ next: async () => no() }) }, cursor: () => undefined }),
     watchRecords: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => no() }) }),
     close: async () => {},

@@ -171,6 +171,8 @@ export interface DeviceDriver {
   deletePeople(ids: readonly string[] | 'all', ctx: OperationContext): AsyncIterable<PersonOutcome>
   listPeople(ctx: OperationContext): AsyncIterable<PersonInfo>
   enrollFace(id: string, source: FaceSource, ctx: OperationContext): Promise<PersonOutcome>
+  /** Is the face in this JPEG enrolled on the device? (wsjson compareUser) */
+  checkFace(photoPath: string, ctx: OperationContext): Promise<OpResult & { exists?: boolean }>
   /** A camera snapshot (JPEG). */
   snapshot(ctx: OperationContext): Promise<OpResult & { photo?: Buffer }>
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull

@@ -60,8 +60,9 @@ export async function startGateway(
   try {
     await gateway.start()
   } catch (err) {
+    // a protocol that could not bind its port (UDP 7998 taken, say) must not leave the HTTP port open
     await control.stop()
-    gateway.store.close()
+    await gateway.stop().catch(() => {})
     throw err
   }
   return { gateway, control }

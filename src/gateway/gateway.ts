@@ -74,7 +74,9 @@ export class Gateway {
   private httpPortValue = 0
   /** Ports and URLs protocol modules bound (udp, mqtt), for the ready line. */
   readonly bound: Record<string, number | string> = {}
-  private wss?: import('ws').WebSocketServer
+  /** One WebSocket server per route: each protocol has its own message size limit. */
+  private readonly wss = new Map<string, import('ws').WebSocketServer>()
+  private stopped = false
   readonly ctx: GatewayContext
 
   constructor(opts: GatewayOptions) {
@@ -144,8 +146,9 @@ export class Gateway {
         return
       }
       void import('ws').then(({ WebSocketServer }) => {
-        this.wss ??= new WebSocketServer({ noServer: true, maxPayload: this.settings.maxBodyBytes })
-        this.wss.handleUpgrade(req, socket, head, (ws) => {
+        let wss = this.wss.get(route.path)
+        if (!wss) this.wss.set(route.path, (wss = new WebSocketServer({ noServer: true, maxPayload: route.maxPayload ?? this.settings.maxBodyBytes })))
+        wss.handleUpgrade(req, socket, head, (ws) => {
           ws.on('error', (err) => this.log.warn('websocket error', { path, error: String(err) }))
           route.onConnection(ws, req)
         })
@@ -154,10 +157,12 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
     for (const t of this.timers) clearInterval(t)
     for (const h of this.handlers) await h.stop?.().catch(() => {})
-    if (this.wss) for (const c of this.wss.clients) c.terminate()
-    if (this.http) {
+    for (const wss of this.wss.values()) for (const c of wss.clients) c.terminate()
+    if (this.http?.listening) {
       this.http.closeAllConnections()
       await new Promise<void>((resolve) => this.http!.close(() => resolve()))
     }

@@ -20,7 +20,7 @@ export const NO_WAIT_EXPIRY_MS = 24 * 3600_000
 const VERB: Record<CommandKind, string> = {
   open: 'open the door', reboot: 'reboot', syncTime: 'set the time', info: 'report its information', setConfig: 'change settings',
   upsertPeople: 'import people', deletePeople: 'delete people', listPeople: 'list people', enrollFace: 'enroll a face',
-  snapshot: 'take a snapshot', repostRecords: 'upload its records again',
+  snapshot: 'take a snapshot', repostRecords: 'upload its records again', checkFace: 'check whether a face is enrolled',
 }
 
 /**
@@ -126,6 +126,11 @@ export class PushDriver implements DeviceDriver {
     const cmd = await this.run('enrollFace', { id, photoPath: source.photoPath, capture: source.capture === true }, ctx)
     if (cmd.state === 'queued' || cmd.state === 'delivered') return { id, status: 'queued', message: `queued as command ${cmd.id}` }
     return cmd.result?.people?.[0] ?? { id, status: 'ok', action: 'enrolled', message: cmd.result?.message ?? 'face enrolled' }
+  }
+
+  async checkFace(photoPath: string, ctx: OperationContext): Promise<OpResult & { exists?: boolean }> {
+    const r = await this.op('checkFace', { photoPath }, ctx)
+    return r.queued ? r : { ...r, exists: r.data?.exists === true }
   }
 
   async snapshot(ctx: OperationContext): Promise<OpResult & { photo?: Buffer }> {

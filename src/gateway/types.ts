@@ -18,6 +18,7 @@ export type CommandKind =
   | 'enrollFace'
   | 'snapshot'
   | 'repostRecords'
+  | 'checkFace'
 
 /** queued → delivered (the device took it) → acknowledged | failed; or expired (--timeout). */
 export type CommandState = 'queued' | 'delivered' | 'acknowledged' | 'failed' | 'expired'
@@ -127,6 +128,8 @@ export interface GatewayContext {
 export interface WebSocketRoute {
   /** Matched case-insensitively, ignoring the query string. */
   path: string
+  /** Largest message accepted (default: settings.maxBodyBytes). */
+  maxPayload?: number
   /** Called for each accepted connection; `socket` is a `ws` WebSocket. */
   onConnection(socket: import('ws').WebSocket, req: import('node:http').IncomingMessage): void
 }

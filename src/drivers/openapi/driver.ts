@@ -635,6 +635,10 @@ export class OpenapiDriver implements DeviceDriver {
     )
   }
 
+  async checkFace(): Promise<OpResult & { exists?: boolean }> {
+    throw new UnsupportedError('openapi devices have no face comparison in their API (document section 8)', 'list the people with `doorctl people list`')
+  }
+
   async snapshot(): Promise<OpResult & { photo?: Buffer }> {
     throw new UnsupportedError('openapi devices have no camera snapshot in their API (document section 8)')
   }

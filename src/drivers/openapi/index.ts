@@ -93,6 +93,7 @@ class PlatformDriver implements DeviceDriver {
   async *listPeople(ctx: OperationContext): AsyncIterable<PersonInfo> { yield* (await this.get()).listPeople(ctx) }
   async enrollFace(id: string, source: FaceSource, ctx: OperationContext): Promise<PersonOutcome> { return (await this.get()).enrollFace(id, source, ctx) }
   async snapshot(ctx: OperationContext): Promise<OpResult & { photo?: Buffer }> { return (await this.get()).snapshot(ctx) }
+  async checkFace(photoPath: string, ctx: OperationContext): Promise<OpResult & { exists?: boolean }> { return (await this.get()).checkFace(photoPath, ctx) }
 
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull {
     let pull: RecordPull | undefined
