@@ -1,5 +1,6 @@
 import { Command, Flags } from '@oclif/core'
 import { BEST_DEFAULT_PRODUCT_ID, createBestSimulator, type BestSimulator } from '../../src/simulators/best/index.js'
+import { untilStopped } from '../../src/cli/signals.js'
 
 export default class SimulateBest extends Command {
   static override summary = 'Run simulated best devices (funcId/mid JSON) over WebSocket (best-w) or MQTT (best-m)'
@@ -86,15 +87,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (BEST00000001, ...). Prints
     }
     for (const s of sims) bringUp(s)
 
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopped()
     stopping = true
     for (const t of timers) clearTimeout(t)
     await Promise.all(sims.map((s) => s.stop()))

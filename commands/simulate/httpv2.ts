@@ -1,5 +1,6 @@
 import { Command, Flags } from '@oclif/core'
 import { createHttpv2Simulator, type Httpv2Simulator } from '../../src/simulators/httpv2/index.js'
+import { untilStopped } from '../../src/cli/signals.js'
 
 export default class SimulateHttpv2 extends Command {
   static override summary = 'Run simulated httpv2 face-recognition devices that call a server (keepalive, flags, people, records)'
@@ -58,15 +59,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (FC-8200H00000001, ...). Pr
     }
     for (const s of sims) s.start()
 
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopped()
     await Promise.all(sims.map((s) => s.stop()))
     process.exitCode = 0
   }

@@ -1,6 +1,7 @@
 import { Command, Flags } from '@oclif/core'
 import { startOpenapiSimulator, type OpenapiSimulator } from '../../src/simulators/openapi/index.js'
 import { createOpenapiPlatformSimulator, type OpenapiPlatformSimulator } from '../../src/simulators/openapi/platform.js'
+import { untilStopped } from '../../src/cli/signals.js'
 
 export default class SimulateOpenapi extends Command {
   static override summary = 'Run simulated openapi face-recognition devices (HTTP API + record push WebSocket; or, with --platform, section-9 devices that call a gateway)'
@@ -72,15 +73,7 @@ Prints one line per device once all are listening (with --json, one JSON documen
       }
     }
 
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopped()
     await closeAll()
     process.exitCode = 0
     // Returning nothing: with --json the document above is the only output.
@@ -122,15 +115,7 @@ Prints one line per device once all are listening (with --json, one JSON documen
       for (const s of sims) process.stdout.write(`openapi platform-mode simulator ${s.deviceId} -> ${flags.platform} (heartbeat every ${flags['heartbeat-interval']} ms, /syrecord every ${flags['poll-interval']} ms)\n`)
     }
     for (const s of sims) s.start()
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopped()
     await Promise.all(sims.map((s) => s.stop()))
     process.exitCode = 0
   }

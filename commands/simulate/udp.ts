@@ -1,5 +1,6 @@
 import { Command, Flags } from '@oclif/core'
 import { createUdpSimulator, type UdpSimulator } from '../../src/simulators/udp/index.js'
+import { untilStopped } from '../../src/cli/signals.js'
 
 export default class SimulateUdp extends Command {
   static override summary = 'Run simulated udp intercom devices that heartbeat to a server over UDP and call its HTTP endpoints'
@@ -81,15 +82,7 @@ Device codes count up from --code-start (200111, 200112, ...). Prints one line p
       }
     }
 
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopped()
     await stopAll()
     process.exitCode = 0
   }

@@ -1,5 +1,6 @@
 import { Command, Flags } from '@oclif/core'
 import { createWsjsonSimulator, type WsjsonSimulator } from '../../src/simulators/wsjson/index.js'
+import { untilStopped } from '../../src/cli/signals.js'
 
 export default class SimulateWsjson extends Command {
   static override summary = 'Run simulated wsjson face terminals that connect to a server WebSocket (register, heartbeat, events, user commands)'
@@ -58,15 +59,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (WSJ00000001, ...). Prints 
     // start() resolves at the first register answer; the devices keep reconnecting on their own.
     for (const s of sims) s.start().catch(() => {})
 
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopped()
     await Promise.all(sims.map((s) => s.stop()))
     process.exitCode = 0
   }
