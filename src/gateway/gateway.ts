@@ -139,6 +139,11 @@ export class Gateway {
     const routes = this.handlers.flatMap((h) => h.websockets?.(this.ctx) ?? [])
     if (routes.length === 0) return
     this.http!.on('upgrade', (req, socket, head) => {
+      // a device reconnecting while the gateway stops would otherwise keep http.close() waiting
+      if (this.stopped) {
+        socket.destroy()
+        return
+      }
       const path = new URL(req.url ?? '/', 'http://gateway').pathname.replace(/\/+$/, '').toLowerCase()
       const route = routes.find((r) => r.path.toLowerCase() === path)
       if (!route) {
@@ -161,7 +166,10 @@ export class Gateway {
     this.stopped = true
     for (const t of this.timers) clearInterval(t)
     for (const h of this.handlers) await h.stop?.().catch(() => {})
-    for (const wss of this.wss.values()) for (const c of wss.clients) c.terminate()
+    for (const wss of this.wss.values()) {
+      for (const c of wss.clients) c.terminate()
+      wss.close()
+    }
     if (this.http?.listening) {
       this.http.closeAllConnections()
       await new Promise<void>((resolve) => this.http!.close(() => resolve()))
