@@ -3,6 +3,9 @@
 //
 //   npm run bench                       build, then all four benchmarks
 //   node bench/run.js [startup|pull|import|validate …]   only these (needs an earlier `npm run build`)
+//   node bench/run.js udp wsjson bestm  push-protocol gateways under load (sizes: BENCH_UDP_DEVICES,
+//                                       BENCH_WSJSON_DEVICES, BENCH_BEST_DEVICES; load generators bench/udp-load.js,
+//                                       bench/conn-load.js); `node bench/run.js render` only re-renders RESULTS.md
 //
 // Results: bench/results.json (raw numbers, one entry per benchmark, kept across partial runs) and
 // bench/RESULTS.md (rendered from it). Sizes can be lowered for a quick try-out with BENCH_RECORDS,
@@ -27,7 +30,7 @@ const RESULTS_MD = join(BENCH, 'RESULTS.md')
 const PASSWORD = 'bench-Pa55word'
 const NODE = process.execPath
 
-const DEFAULTS = { records: 1_000_000, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000 }
+const DEFAULTS = { records: 1_000_000, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000, udpDevices: 10_000, wsjsonDevices: 2000, bestDevices: 2000 }
 const intEnv = (name, def) => {
   const v = process.env[name]
   if (v === undefined || v === '') return def
@@ -41,6 +44,9 @@ const SIZES = {
   bigPeople: intEnv('BENCH_BIG_PEOPLE', DEFAULTS.bigPeople),
   startupRuns: Math.max(10, intEnv('BENCH_STARTUP_RUNS', DEFAULTS.startupRuns)),
   devices: intEnv('BENCH_DEVICES', DEFAULTS.devices),
+  udpDevices: intEnv('BENCH_UDP_DEVICES', DEFAULTS.udpDevices),
+  wsjsonDevices: intEnv('BENCH_WSJSON_DEVICES', DEFAULTS.wsjsonDevices),
+  bestDevices: intEnv('BENCH_BEST_DEVICES', DEFAULTS.bestDevices),
 }
 const CHILD_TIMEOUT_MS = 240_000
 
@@ -614,7 +620,7 @@ function renderValidate(e) {
   ].join('\n\n')
 }
 
-const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e) }
+const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e) }
 
 function autoNotes(all) {
   const notes = []
@@ -656,6 +662,24 @@ function autoNotes(all) {
       `**validate**: the floor only parses (csv-parse, streaming, columns) and counts; doorctl also starts oclif, loads the driver for its rules and checks every field of every row, and keeps every validated person (the import needs them afterwards), so its RSS grows with the file: ${f1(mb(va.summary.doorctl.peakRssKB - va.summary.node.peakRssKB))} MB above \`node -e 0\` for ${f0(va.people)} rows. Measured separately on a scratch copy of dist/ while writing these benchmarks: asking csv-parse for \`info: true\` (a new ~15-field object per record, used only for line numbers) costs ~23 MB of that peak and ~0.3 s of CPU, and loading the openapi driver for its rules also loads undici and ws (~14 MB) although a dry run sends nothing; without both, the same run peaked at ~121 MB.`,
     )
   }
+  const ud = all.udp?.result
+  if (ud) {
+    notes.push(
+      `**udp**: ${f0(ud.drops)} of ${f0(ud.sent)} heartbeats got no heartack within 2 s, ${f0(ud.measuredDrops)} of them after the ${ud.warmupMs / 1000} s warm-up; the kernel counted ${f0(ud.udpKernel?.RcvbufErrors)} UDP receive-buffer overflows (RcvbufErrors, whole machine) in the same time, so the drops are datagrams the kernel discarded because serve's socket buffer was full (serve leaves SO_RCVBUF at the default, net.core.rmem_default = 212,992 bytes; a few hundred datagrams at most) while its event loop fell behind, all of it in the first seconds (most likely the first heartbeats of devices serve had not heard from yet, which cost more than the later ones; not profiled) — after the warm-up, 2,000/s were answered without a drop. Raising the socket's receive buffer (\`recvBufferSize\` in dgram.createSocket, capped by net.core.rmem_max) would absorb such a burst. Load generator and serve share the 2 CPUs; the p99 includes the load generator's own event-loop delay.`,
+    )
+  }
+  const ws = all.wsjson?.result
+  if (ws) {
+    notes.push(
+      `**wsjson**: the heartbeat p50 is ${f1(ws.p50)} ms and the tail (p99 ${f1(ws.p99)} ms) is a small share of samples; during the measured window ${ws.commandCount} \`doorctl people list\` processes start (each a whole node + oclif start-up, several hundred ms of CPU) on the same 2 CPUs as serve and the load generator, which is the likely cause of the tail (not separated out in this run). Memory per connection is serve's VmRSS difference, so it includes whatever V8 had not collected yet; the end-of-run VmRSS grows further with the heartbeats' garbage.`,
+    )
+  }
+  const be = all.bestm?.result
+  if (be) {
+    notes.push(
+      `**bestm**: the best driver and its embedded MQTT broker are in serve's process, so memory per device (${f1(be.perConnKB)} KB) includes the broker's per-client state (session, subscriptions) as well as the driver's. The heartbeat round trip has a p50 of ${f1(be.p50)} ms; with 200 devices (40/s) it was ~47 ms too, so it is a fixed delay, not load — its size (~40 ms) suggests a Nagle / delayed-ACK interaction on one of the loopback TCP connections (device ↔ broker; not verified here). Command round trips (${f0(be.rtP50)} ms p50) carry it twice (command down, answer up). Connecting all ${f0(be.devices)} (getBrokerServer + MQTT connect + exchange + login + report, 50 at a time) took ${f1(be.connectMs / 1000)} s.`,
+    )
+  }
   for (const [name, e] of Object.entries(all)) for (const err of e.result?.errors ?? []) notes.push(`**${name} failure**: ${err}`)
   for (const [name, e] of Object.entries(all)) if (e.crash) notes.push(`**${name} did not complete**: ${e.crash}`)
   return notes
@@ -668,7 +692,7 @@ function render(all) {
     'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
-  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway']
+  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm']
   for (const name of ORDER) {
     const e = all[name]
     if (!e) {
@@ -763,12 +787,218 @@ function renderGateway(e) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6–8. udp / wsjson / bestm: many devices of one push protocol against `doorctl serve`
+
+/** `doorctl serve` on 127.0.0.1 with every listener on port 0, measured with the RSS probe; resolves with its JSON ready line. */
+async function startServe(home, tag) {
+  const rssFile = join(work, `${tag}-serve-rss`)
+  const e = childEnv({ DOORCTL_HOME: home, NODE_OPTIONS: `--import=${PROBE}`, BENCH_RSS_FILE: rssFile })
+  const child = spawn(NODE, [RUN, 'serve', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
+  sims.add(child)
+  let err = ''
+  child.stderr.on('data', (c) => { err = (err + c).slice(-20_000) })
+  const ready = await new Promise((resolveReady, reject) => {
+    const lines = createInterface({ input: child.stdout })
+    lines.once('line', (l) => { try { resolveReady(JSON.parse(l)) } catch { reject(new Error(`serve printed ${tail(l, 200)}`)) } })
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${tail(err)}`)))
+  })
+  return {
+    child, ready, pid: child.pid,
+    stderr: () => err,
+    async stop() {
+      child.kill('SIGTERM')
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('close', r))
+      sims.delete(child)
+      return existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8').trim().split(/\s+/)[0]) : undefined
+    },
+  }
+}
+
+/** Current resident set (KB) of a process, from /proc/PID/status. */
+function vmRssKB(pid) {
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) : undefined
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const pctOf = (xs, p) => {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b)
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : undefined
+}
+
+async function importInventory(home, csv, header, rows) {
+  writeFileSync(csv, header + '\n' + rows.join('\n') + '\n')
+  const imp = await runNode([RUN, 'device', 'import', csv], { env: { DOORCTL_HOME: home } })
+  if (failure(imp)) throw new Error(`device import: ${failure(imp)}`)
+}
+
+/** The kernel's UDP counters (/proc/net/snmp, whole machine): receive-buffer overflows show up in RcvbufErrors. */
+function udpCounters() {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'))
+  const [head, vals] = lines.map((l) => l.split(/\s+/).slice(1))
+  return Object.fromEntries(head.map((k, i) => [k, Number(vals[i])]))
+}
+
+async function benchUdp() {
+  const count = SIZES.udpDevices
+  const intervalMs = 5000
+  const durationMs = 30_000
+  const warmupMs = 10_000
+  const home = join(work, 'udp-home')
+  await importInventory(home, join(work, 'udp-devices.csv'), 'name,protocol,community,code', Array.from({ length: count }, (_, i) => `udp-${i + 1},udp,B1,${i + 1}`))
+  const serve = await startServe(home, 'udp')
+  let loadResult
+  let idleKB
+  let loadedKB
+  try {
+    await sleep(1000)
+    idleKB = vmRssKB(serve.pid)
+    var udpBefore = udpCounters()
+    const load = spawn(NODE, [join(BENCH, 'udp-load.js'), String(serve.ready.udp_port), String(count), String(intervalMs), String(durationMs), String(warmupMs), 'B1'], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const report = new Promise((resolveReport, reject) => { load.once('message', resolveReport); load.once('exit', (c) => reject(new Error(`udp-load exited ${c} without a report`))) })
+    await sleep(durationMs - 2000)
+    loadedKB = vmRssKB(serve.pid)
+    loadResult = await report
+    var udpAfter = udpCounters()
+  } finally {
+    var serveRssKB = await serve.stop()
+  }
+  return { devices: count, intervalMs, durationMs, warmupMs, rate: (count * 1000) / intervalMs, ...loadResult, errors: undefined, serveRssKB, idleKB, loadedKB, udpKernel: udpAfter && udpBefore ? Object.fromEntries(Object.keys(udpAfter).map((k) => [k, udpAfter[k] - udpBefore[k]])) : undefined }
+}
+
+function renderUdp(e) {
+  const r = e.result
+  return [
+    '## 6. udp (udp intercom heartbeats against `doorctl serve`)',
+    stamp(e),
+    `${f0(r.devices)} simulated udp intercoms (\`bench/udp-load.js\`, its own process, one dgram socket per device on 127.0.0.1) send a heartbeat every ${r.intervalMs / 1000} s (the document's devices: every 50 s; compressed, ${f0(r.rate)}/s in all, spread evenly) for ${r.durationMs / 1000} s to serve's UDP port and wait for the \`heartack\` on the same socket; latencies after a ${r.warmupMs / 1000} s warm-up. A heartbeat not answered within 2 s is a drop. No target was given: the numbers are reported as measured.`,
+    table(['measure', 'value'], [
+      ['heartbeats sent / answered (measured)', `${f0(r.sent)} / ${f0(r.answered)} (${f0(r.measured)})`],
+      ['heartack latency p50 / p99 / max ms', `${f1(r.p50)} / ${f1(r.p99)} / ${f1(r.max)}`],
+      ['drops (no heartack within 2 s): all / after warm-up', `${f0(r.drops)} / ${f0(r.measuredDrops)}`],
+      ['kernel UDP counters during the run (whole machine): InDatagrams / RcvbufErrors / SndbufErrors', r.udpKernel ? `${f0(r.udpKernel.InDatagrams)} / ${f0(r.udpKernel.RcvbufErrors)} / ${f0(r.udpKernel.SndbufErrors)}` : '—'],
+      ['heartacks with result ≠ 0 / send errors', `${f0(r.refused)} / ${f0(r.sendErrors)}`],
+      ['serve RSS idle → under load MB (VmRSS)', `${f1(mb(r.idleKB))} → ${f1(mb(r.loadedKB))}`],
+      ['serve peak RSS MB', f1(mb(r.serveRssKB))],
+      ['load generator peak RSS MB / CPU s', `${f1(mb(r.rssKB))} / ${f1(r.cpuMs / 1000)}`],
+    ]),
+    r.errorSamples?.length ? `First errors: ${r.errorSamples.map((x) => `\`${x}\``).join('; ')}` : '',
+  ].filter(Boolean).join('\n\n')
+}
+
+/** Shared by wsjson and bestm: N simulator devices (bench/conn-load.js), memory per connection, heartbeat RTT, command round trips. */
+async function benchConn(kind) {
+  const count = kind === 'wsjson' ? SIZES.wsjsonDevices : SIZES.bestDevices
+  const intervalMs = 5000
+  const measureMs = 20_000
+  const commandCount = 20
+  const home = join(work, `${kind}-home`)
+  const PRODUCT = '5d9b11e1a3f448ae81f9f920e976d852'
+  const sn = kind === 'wsjson' ? 'WSJ' : 'BEST'
+  const name = (i) => `${kind}-${i}`
+  if (kind === 'wsjson') await importInventory(home, join(work, `${kind}.csv`), 'name,protocol,sn', Array.from({ length: count }, (_, i) => `${name(i + 1)},wsjson,${sn}${String(i + 1).padStart(6, '0')}`))
+  else await importInventory(home, join(work, `${kind}.csv`), 'name,protocol,sn,transport,product_id,device_secret,broker_key', Array.from({ length: count }, (_, i) => `${name(i + 1)},best,${sn}${String(i + 1).padStart(6, '0')},mqtt,${PRODUCT},bench-secret-${i + 1},aabbcc`))
+  const serve = await startServe(home, kind)
+  const out = { devices: count, intervalMs, measureMs, commandCount }
+  let load
+  try {
+    if (kind === 'bestm' && !serve.ready.mqtt_url) throw new Error(`serve's ready line has no mqtt_url: ${JSON.stringify(serve.ready)}`)
+    await sleep(2000)
+    out.idleKB = vmRssKB(serve.pid)
+    const o = kind === 'wsjson'
+      ? { proto: 'wsjson', url: `ws://127.0.0.1:${serve.ready.http_port}/wsjson`, count, intervalMs, sn }
+      : { proto: 'best', server: `http://127.0.0.1:${serve.ready.http_port}`, count, intervalMs, sn, productId: PRODUCT, brokerKey: 'aabbcc' }
+    if (kind === 'bestm') o.deviceSecretPrefix = 'bench-secret-'
+    load = spawn(NODE, [join(BENCH, 'conn-load.js'), JSON.stringify(o)], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const msgs = []
+    const waiters = []
+    load.on('message', (m) => (waiters.length ? waiters.shift()(m) : msgs.push(m)))
+    const loadExit = new Promise((r) => load.once('exit', r))
+    const next = (ms) => Promise.race([
+      new Promise((r) => (msgs.length ? r(msgs.shift()) : waiters.push(r))),
+      loadExit.then((c) => { throw new Error(`load generator exited ${c}`) }),
+      sleep(ms).then(() => { throw new Error(`no answer from the load generator within ${ms / 1000} s`) }),
+    ])
+    const conn = await next(180_000)
+    out.connected = conn.ok
+    out.connectFailed = conn.failed
+    out.connectMs = conn.ms
+    out.connectErrors = conn.errorSamples
+    if (conn.ok === 0) throw new Error(`no device connected: ${conn.errorSamples.join('; ')}`)
+    await sleep(3000)
+    out.connectedKB = vmRssKB(serve.pid)
+    out.perConnKB = (out.connectedKB - out.idleKB) / conn.ok
+    load.send('measure')
+    // commands through serve while the heartbeats go on: `people list DEVICE --no-wait`, spread over the devices
+    const queued = []
+    for (let k = 0; k < commandCount; k++) {
+      const dev = name(1 + Math.floor((k * count) / commandCount))
+      const r = await runNode([RUN, 'people', 'list', dev, '--no-wait', '--json'], { env: { DOORCTL_HOME: home } })
+      if (failure(r)) throw new Error(`people list --no-wait: ${failure(r)}`)
+      queued.push(dev)
+      await sleep(Math.max(0, measureMs / 2 / commandCount - r.ms))
+    }
+    out.queued = queued.length
+    await sleep(measureMs / 2)
+    out.loadedKB = vmRssKB(serve.pid)
+    load.send('stop')
+    Object.assign(out, await next(30_000), { type: undefined })
+    await loadExit
+  } finally {
+    if (load && load.exitCode === null) load.kill('SIGKILL')
+    out.serveRssKB = await serve.stop()
+  }
+  const { default: Database } = await import('better-sqlite3')
+  const db = new Database(join(home, 'gateway.db'), { readonly: true })
+  const rows = db.prepare('SELECT device, kind, state, created_at, delivered_at, finished_at FROM commands').all()
+  db.close()
+  out.kinds = [...new Set(rows.map((r) => `${r.kind}:${r.state}`))]
+  out.roundTripMs = rows.map((r) => (r.finished_at ? r.finished_at - r.created_at : NaN))
+  out.deliveryMs = rows.map((r) => (r.delivered_at ? r.delivered_at - r.created_at : NaN))
+  out.finished = out.roundTripMs.filter((x) => !Number.isNaN(x)).length
+  out.rtP50 = pctOf(out.roundTripMs, 50)
+  out.rtP99 = pctOf(out.roundTripMs, 99)
+  out.rtMax = pctOf(out.roundTripMs, 100)
+  return out
+}
+
+function renderConn(kind, e) {
+  const r = e.result
+  const what = kind === 'wsjson'
+    ? `${f0(r.devices)} wsjson devices (doorctl's own simulator, \`createWsjsonSimulator\`, all in \`bench/conn-load.js\`, its own process) connect to \`ws://127.0.0.1:PORT/wsjson\` and register (205); serve's register answer assigns 30 s, which the load generator compresses to a heartbeat (206) every ${r.intervalMs / 1000} s per device (${f0((r.devices * 1000) / r.intervalMs)}/s in all). Heartbeat round trip = the simulator sending 206 → serve's response arriving (timed by wrapping the simulator's own methods; it has one message in flight at a time).`
+    : `${f0(r.devices)} best-m devices (doorctl's own simulator, \`createBestSimulator\`, transport mqtt, all in \`bench/conn-load.js\`, its own process) ask serve's \`/v3/device/getBrokerServer\`, connect to serve's embedded MQTT broker, log in (device secret from the inventory, so no dev.accredit) and send dev.heartbeat every ${r.intervalMs / 1000} s per device (${f0((r.devices * 1000) / r.intervalMs)}/s in all). Heartbeat round trip = dev.heartbeat published → serve's answer received (timed by wrapping the simulator's request method).`
+  return [
+    kind === 'wsjson' ? '## 7. wsjson (WebSocket devices against `doorctl serve`)' : '## 8. bestm (best-m devices over MQTT against `doorctl serve`)',
+    stamp(e),
+    what + ` Memory per connection = (serve VmRSS 3 s after all connected − VmRSS before any connected) / connected, from /proc/PID/status. Meanwhile ${r.commandCount} \`doorctl people list DEVICE --no-wait\` are queued through serve on devices spread over the range (the simulated device answers them); their round trips are \`created_at\` → \`finished_at\` of the gateway's own queue. No targets were given: the numbers are reported as measured.`,
+    table(['measure', 'value'], [
+      ['connected / failed (time to connect all)', `${f0(r.connected)} / ${f0(r.connectFailed)} (${f1(r.connectMs / 1000)} s)`],
+      ['heartbeat round trip p50 / p99 / max ms (samples)', `${f1(r.p50)} / ${f1(r.p99)} / ${f1(r.max)} (${f0(r.measured)})`],
+      ['heartbeat failures while measured / still up at the end', `${f0(r.hbFailures ?? 0)} / ${f0(r.stillUp)}`],
+      ['serve VmRSS idle → connected → end of run MB', `${f1(mb(r.idleKB))} → ${f1(mb(r.connectedKB))} → ${f1(mb(r.loadedKB))}`],
+      ['memory per connection KB', f1(r.perConnKB)],
+      ['serve peak RSS MB', f1(mb(r.serveRssKB))],
+      [`command round trip (${r.finished}/${r.queued} finished) p50 / p99 / max ms`, `${f0(r.rtP50)} / ${f0(r.rtP99)} / ${f0(r.rtMax)}`],
+      ['queue → delivered ms, p50 / max', `${f0(pctOf(r.deliveryMs, 50))} / ${f0(pctOf(r.deliveryMs, 100))}`],
+      ['commands in the queue (kind:state)', r.kinds.join(', ')],
+      ['load generator peak RSS MB / CPU s', `${f1(mb(r.rssKB))} / ${f1(r.cpuMs / 1000)}`],
+    ]),
+    r.connectErrors?.length ? `First connect errors: ${r.connectErrors.map((x) => `\`${x}\``).join('; ')}` : '',
+    r.errorSamples?.length ? `First errors: ${r.errorSamples.map((x) => `\`${x}\``).join('; ')}` : '',
+  ].filter(Boolean).join('\n\n')
+}
+
+// ---------------------------------------------------------------------------------------------
 // main
 
-const BENCHES = { startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway }
+const BENCHES = { startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway, udp: benchUdp, wsjson: () => benchConn('wsjson'), bestm: () => benchConn('bestm') }
 
 async function main() {
   const asked = process.argv.slice(2)
+  if (asked.length === 1 && asked[0] === 'render') {
+    // only re-render RESULTS.md from results.json (after a change to the text)
+    writeFileSync(RESULTS_MD, render(JSON.parse(readFileSync(RESULTS_JSON, 'utf8'))))
+    return
+  }
   const unknown = asked.filter((a) => !(a in BENCHES))
   if (unknown.length) {
     process.stderr.write(`unknown benchmark ${unknown.join(', ')}; usage: node bench/run.js [${Object.keys(BENCHES).join('|')} …]\n`)
@@ -815,6 +1045,9 @@ function sizesFor(name) {
   if (name === 'pull') return { records: SIZES.records }
   if (name === 'import') return { people: SIZES.people }
   if (name === 'gateway') return { devices: SIZES.devices }
+  if (name === 'udp') return { udpDevices: SIZES.udpDevices }
+  if (name === 'wsjson') return { wsjsonDevices: SIZES.wsjsonDevices }
+  if (name === 'bestm') return { bestDevices: SIZES.bestDevices }
   return { bigPeople: SIZES.bigPeople }
 }
 

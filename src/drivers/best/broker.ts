@@ -121,7 +121,8 @@ async function startEmbedded(settings: GatewaySettings, log: Logger): Promise<Em
   broker.on('clientDisconnect', (c) => shares.online(c.id, false))
   broker.on('clientError', (c, err) => log.debug('mqtt client error', { client: c?.id, error: err.message }))
   const sockets = new Set<Socket>()
-  const server: Server = createServer((s) => {
+  // small MQTT packets each way: without no-delay, Nagle + delayed ACKs add ~40 ms per hop
+  const server: Server = createServer({ noDelay: true }, (s) => {
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
     broker.handle(s)

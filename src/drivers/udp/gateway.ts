@@ -234,7 +234,8 @@ class UdpGateway {
 
   async start(): Promise<Record<string, number>> {
     const { udpPort, bind } = this.ctx.settings
-    const socket = createSocket(isIPv6(bind) ? 'udp6' : 'udp4')
+    // a site's intercoms come back at once after a power cut: a larger receive buffer absorbs the burst
+    const socket = createSocket({ type: isIPv6(bind) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 })
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         reject(err.code === 'EADDRINUSE'
