@@ -1,4 +1,6 @@
-import { createWriteStream, renameSync } from 'node:fs'
+import { createWriteStream, mkdirSync, openSync, renameSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { UsageError } from './errors.js'
 import { once } from 'node:events'
 import { stringify } from 'csv-stringify'
 import { tempPathFor } from './atomic-file.js'
@@ -13,9 +15,17 @@ export class PeopleReport {
   private readonly temp: string
   private readonly done: Promise<unknown>
 
+  /** Opens the report before anything is sent: a report that cannot be written is a usage error (exit 2). */
   constructor(private readonly path: string) {
     this.temp = tempPathFor(path)
-    const out = createWriteStream(this.temp)
+    let fd: number
+    try {
+      mkdirSync(dirname(path), { recursive: true })
+      fd = openSync(this.temp, 'w', 0o644)
+    } catch (err) {
+      throw new UsageError(`cannot write the report ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'pass --report with a path in a writable folder')
+    }
+    const out = createWriteStream(this.temp, { fd })
     this.csv.pipe(out)
     this.done = once(out, 'close')
   }

@@ -7,6 +7,7 @@ import { buildDeviceEntry, maskSecrets } from '../../src/core/inventory.js'
 import { readPeopleCsv } from '../../src/core/people-csv.js'
 import { isoWithOffset, parseDuration, parseTime } from '../../src/core/time.js'
 import { mapPool } from '../../src/core/run.js'
+import { PeopleReport } from '../../src/core/people-sync.js'
 import type { PersonRules } from '../../src/drivers/types.js'
 import { FIXTURES, tempDir } from '../helpers.js'
 
@@ -152,5 +153,18 @@ describe('mapPool', () => {
     })
     expect(out).toEqual([50, 10, 40, 20, 30])
     expect(peak).toBe(2)
+  })
+})
+
+describe('people report', () => {
+  it('creates its folder, writes atomically, and refuses an unwritable path up front', async () => {
+    const d = tempDir()
+    const path = join(d.path, 'new', 'folder', 'report.csv')
+    const r = new PeopleReport(path)
+    r.add('door-1', { id: '7', name: '张伟', status: 'failed', message: 'no face' })
+    await r.close()
+    expect(readFileSync(path, 'utf8')).toBe('device,id,name,status,message\ndoor-1,7,张伟,failed,no face\n')
+    writeFileSync(join(d.path, 'file'), '')
+    expect(() => new PeopleReport(join(d.path, 'file', 'report.csv'))).toThrow(UsageError)
   })
 })
