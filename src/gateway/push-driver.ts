@@ -3,6 +3,7 @@ import type {
   AccessRecord, DeviceDriver, DeviceEntry, DriverEnv, FaceSource, OpenMode, OperationContext, OpResult, Person,
   PersonInfo, PersonOutcome, PullQuery, RecordPull, Protocol,
 } from '../drivers/types.js'
+import { toPersonPayload } from './payloads.js'
 import { GatewayStore } from './store.js'
 import type { CommandKind, QueuedCommand } from './types.js'
 
@@ -93,7 +94,7 @@ export class PushDriver implements DeviceDriver {
   }
 
   async *upsertPeople(people: readonly Person[], ctx: OperationContext): AsyncIterable<PersonOutcome> {
-    const payload = { people: people.map((p) => ({ ...p, validFrom: p.validFrom?.getTime(), validTo: p.validTo?.getTime() })) }
+    const payload = { people: people.map(toPersonPayload) }
     yield* this.peopleOutcomes(await this.run('upsertPeople', payload, ctx), people)
   }
 

@@ -132,7 +132,7 @@ const user = (id: string, extra: Record<string, unknown> = {}) => ({
 
 describe('wsjson simulator: register and heartbeat (3.2.1, 3.2.2)', () => {
   it('registers with code 205 and string ip/mac/sn/type, and adopts the assigned interval (seconds)', async () => {
-    const { server, sim } = await setup({ type: '2', ip: '10.0.0.7' })
+    const { server, sim } = await setup({ type: '2', ip: '127.0.0.7' })
     expect(sim.registered).toBe(false)
     await sim.start()
     expect(sim.connected).toBe(true)
@@ -140,7 +140,7 @@ describe('wsjson simulator: register and heartbeat (3.2.1, 3.2.2)', () => {
     expect(sim.events.registers).toBe(1)
     const reg = server.of('205')
     expect(reg).toHaveLength(1)
-    expect(reg[0]).toEqual({ code: '205', data: { ip: '10.0.0.7', mac: expect.stringMatching(/^[0-9A-F]{12}$/), sn: 'WSJ00000001', type: '2' } })
+    expect(reg[0]).toEqual({ code: '205', data: { ip: '127.0.0.7', mac: expect.stringMatching(/^[0-9A-F]{12}$/), sn: 'WSJ00000001', type: '2' } })
     // "interval":"20" = "设置心跳间隔20s"
     expect(sim.assignedHeartbeatMs).toBe(20_000)
     expect(sim.events.lastRegisterReply).toEqual({ command: 'response', content: { code: '200', interval: '20', data: '' } })

@@ -74,7 +74,7 @@ class Dev {
   }
 
   async register(sn = SN, type = '0'): Promise<Json> {
-    this.send({ code: '205', data: { ip: '192.168.0.102', mac: '31231E2EW12W12', sn, type } })
+    this.send({ code: '205', data: { ip: '127.0.0.102', mac: '31231E2EW12W12', sn, type } })
     return this.response()
   }
 
@@ -153,12 +153,12 @@ describe('register, heartbeat, presence', () => {
     const r = await d.register(SN, '2')
     expect(r).toEqual({ command: 'response', content: { code: '200', interval: '12', data: '' } })
     const p = h.gw.presence().find((x) => x.device === 'door-1')!
-    expect(p).toMatchObject({ online: true, protocol: 'wsjson', info: { ip: '192.168.0.102', mac: '31231E2EW12W12', sn: SN, type: '2' } })
+    expect(p).toMatchObject({ online: true, protocol: 'wsjson', info: { ip: '127.0.0.102', mac: '31231E2EW12W12', sn: SN, type: '2' } })
     d.send({ code: '206', data: { time: '2023-12-25 15:47:30' } })
     expect(await d.response()).toEqual({ command: 'response', content: { code: '200', data: '' } })
     const info = await h.final(h.submit('info').id)
     expect(info.state).toBe('acknowledged')
-    expect(info.result?.data).toMatchObject({ sn: SN, ip: '192.168.0.102', mac: '31231E2EW12W12', type: '2', terminal: 'entry', heartbeat_seconds: 12 })
+    expect(info.result?.data).toMatchObject({ sn: SN, ip: '127.0.0.102', mac: '31231E2EW12W12', type: '2', terminal: 'entry', heartbeat_seconds: 12 })
   })
 
   it('an unknown sn is answered 500, remembered as discovered, and the connection closed', async () => {

@@ -418,19 +418,8 @@ export function infoData(report: Json, extra: Json = {}): Json {
 
 // ---- people -------------------------------------------------------------------------------------
 
-/** A person as queued by the push driver (Person with times as epoch ms). */
-export interface PersonPayload {
-  id: string
-  name?: string
-  card?: string
-  password?: string
-  phone?: string
-  department?: string
-  role?: Role
-  validFrom?: number
-  validTo?: number
-  photoPath?: string
-}
+export type { PersonPayload } from '../../gateway/payloads.js'
+import type { PersonPayload } from '../../gateway/payloads.js'
 
 /**
  * `role` values are never defined (AMBIGUITIES #9): we send the ZKTeco convention, "0" an ordinary

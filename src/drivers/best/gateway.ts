@@ -50,6 +50,7 @@ import {
 } from './codec.js'
 import type { BrokerLink } from './broker.js'
 import { kinds, OPTION_KEYS } from './rules.js'
+import { readPersonPayload } from '../../gateway/payloads.js'
 
 export interface BestOptions {
   /** heartbeatInterval given to devices in the report answer, s (document default 60). */
@@ -178,15 +179,6 @@ function bracket(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
 }
 
-function toPayload(o: Json): PersonPayload {
-  const s = (v: unknown) => (v === undefined || v === null ? undefined : String(v))
-  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
-  return {
-    id: String(o.id ?? ''), name: s(o.name), card: s(o.card), password: s(o.password), phone: s(o.phone), department: s(o.department),
-    role: o.role === 'admin' || o.role === 'blacklist' || o.role === 'user' ? o.role : undefined,
-    validFrom: n(o.validFrom), validTo: n(o.validTo), photoPath: s(o.photoPath),
-  }
-}
 
 class BestGateway {
   readonly gwId: string
@@ -1184,7 +1176,7 @@ class BestGateway {
         return job
       }
       case 'upsertPeople':
-        return this.buildImport(dev, job, (p.people as unknown[]).filter(isObject).map(toPayload), false)
+        return this.buildImport(dev, job, (p.people as unknown[]).filter(isObject).map(readPersonPayload), false)
       case 'enrollFace':
         return this.buildImport(dev, job, [{ id: String(p.id ?? ''), photoPath: String(p.photoPath) }], true)
       case 'deletePeople': {

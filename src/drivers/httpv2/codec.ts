@@ -363,21 +363,8 @@ export function downloadSettingAnswer(sn: string, values: Json): Json {
 
 // ---- people -----------------------------------------------------------------------------------
 
-/** A person as the CLI queues it (push-driver.ts): dates in epoch ms. */
-export interface PersonPayload {
-  id: string
-  name?: string
-  card?: string
-  password?: string
-  phone?: string
-  department?: string
-  role?: Role
-  validFrom?: number
-  validTo?: number
-  photoPath?: string
-  room?: string
-  unit?: string
-}
+export type { PersonPayload } from '../../gateway/payloads.js'
+import type { PersonPayload } from '../../gateway/payloads.js'
 
 const ROLE_CODES: Record<Role, number> = { user: 0, admin: 1, blacklist: 2 }
 const ROLE_NAMES: Record<number, Role> = { 0: 'user', 1: 'admin', 2: 'blacklist' }

@@ -35,6 +35,7 @@ import {
   type DoorStatus, type Flag, type Json, type PersonFailure, type PersonPayload, type PhotoRef, type PushedPerson,
 } from './codec.js'
 import { kinds, personRules, USER_ID_RE } from './rules.js'
+import { readPersonPayload } from '../../gateway/payloads.js'
 
 type Endpoint =
   | 'keepalive' | 'uploadSetting' | 'downloadSetting' | 'remote' | 'registerResult' | 'snapshot' | 'downloadPeople' | 'downloadResult'
@@ -387,7 +388,7 @@ class Httpv2Gateway {
       }
       case 'upsertPeople': {
         if (!Array.isArray(p.people)) return this.fail(state, job, 'upsertPeople payload has no people')
-        return this.startImport(state, job, (p.people as unknown[]).filter(isObject).map(toPayload), false)
+        return this.startImport(state, job, (p.people as unknown[]).filter(isObject).map(readPersonPayload), false)
       }
       case 'deletePeople':
         return this.startDelete(state, job)
@@ -951,16 +952,6 @@ function presenceInfo(s: DoorStatus): Record<string, unknown> {
   return { relay: s.relay, keepOpen: s.keepOpen, doorOpen: s.doorOpen, locked: s.locked, alarms: s.alarms }
 }
 
-function toPayload(o: Json): PersonPayload {
-  const s = (v: unknown) => (v === undefined || v === null ? undefined : String(v))
-  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
-  return {
-    id: String(o.id ?? ''),
-    name: s(o.name), card: s(o.card), password: s(o.password), phone: s(o.phone), department: s(o.department),
-    role: o.role === 'admin' || o.role === 'blacklist' || o.role === 'user' ? o.role : undefined,
-    validFrom: n(o.validFrom), validTo: n(o.validTo), photoPath: s(o.photoPath), room: s(o.room), unit: s(o.unit),
-  }
-}
 
 function importSummary(imp: ImportJob): string {
   const all = [...imp.outcomes.values()]
