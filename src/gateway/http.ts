@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import busboy from 'busboy'
+import { parseLenientJson } from './json.js'
 import type { Logger } from '../drivers/types.js'
 import type { GatewayRequest, GatewayResponse, Route } from './types.js'
 
@@ -64,14 +65,7 @@ function gunzipLimited(data: Buffer, max: number): Buffer {
   }
 }
 
-/** JSON as devices send it: the httpv2 keepalive example has a trailing comma (AMBIGUITIES httpv2 #4). */
-export function parseLenientJson(text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return JSON.parse(text.replace(/,\s*([}\]])/g, '$1'))
-  }
-}
+export { parseLenientJson }
 
 async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'])

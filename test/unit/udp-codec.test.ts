@@ -183,7 +183,7 @@ describe('HTTP callbacks', () => {
       .toEqual({ uploadFile: '/sdcard/1600657724098.jpg', newName: '1600657724098.jpg' })
     expect(uploadParams('/addUpload', new URLSearchParams('uploadFile=a.jpg'))).toEqual({ uploadFile: 'a.jpg' })
     expect(uploadNameOf('/doorctl/files/udp-upload-1-ab.jpg')).toBe('udp-upload-1-ab.jpg')
-    expect(uploadNameOf('http://10.0.0.1:8090/doorctl/files/udp-upload-1-ab.jpg')).toBe('udp-upload-1-ab.jpg')
+    expect(uploadNameOf('http://127.0.0.9:8090/doorctl/files/udp-upload-1-ab.jpg')).toBe('udp-upload-1-ab.jpg')
     expect(uploadNameOf('/data/page/uploadImages/1600657724098.jpg')).toBeUndefined()
     expect(uploadNameOf('')).toBeUndefined()
   })

@@ -83,14 +83,8 @@ export interface BestMessage {
 }
 
 /** The dev.data.upload.user example ends an object with a trailing comma: read such JSON too. */
-export function parseJsonText(text: string): unknown {
-  const t = text.replace(/^\uFEFF/, '').trim()
-  try {
-    return JSON.parse(t)
-  } catch {
-    return JSON.parse(t.replace(/,\s*([}\]])/g, '$1'))
-  }
-}
+import { parseLenientJson as parseJsonText } from '../../gateway/json.js'
+export { parseJsonText }
 
 export type Parsed = { msg: BestMessage } | { error: string; mid?: string }
 

@@ -30,14 +30,8 @@ function str(v: unknown): string {
 }
 
 /** JSON.parse that also takes trailing commas (the keepalive example has one: AMBIGUITIES #4). */
-export function parseJsonText(text: string): unknown {
-  const t = text.replace(/^\uFEFF/, '').trim()
-  try {
-    return JSON.parse(t)
-  } catch {
-    return JSON.parse(t.replace(/,\s*([}\]])/g, '$1'))
-  }
-}
+import { parseLenientJson as parseJsonText } from '../../gateway/json.js'
+export { parseJsonText }
 
 function findKey<T>(obj: Record<string, T>, names: readonly string[]): string | undefined {
   for (const n of names) if (n in obj) return n
