@@ -25,8 +25,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import type { CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../gateway/types.js'
-import type { DeviceEntry, OpenMode, PersonOutcome } from '../types.js'
+import type { CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../types/gateway.js'
+import type { DeviceEntry, OpenMode, PersonOutcome } from '../../types/driver.js'
 import {
   authorizationAnswer, deleteAllAnswer, deletePeopleAnswer, downloadPeopleAnswer, downloadSettingAnswer, errorAnswer, filePart, identifyRecord,
   isObject, jsonPart, keepaliveAnswer, limitOf, okAnswer, OPEN_CODES, parseDeleteResult, parseDownloadResult, parseKeepalive, parsePushPeople,

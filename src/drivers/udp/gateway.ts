@@ -26,9 +26,9 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { isIPv6 } from 'node:net'
-import { UsageError } from '../../core/errors.js'
-import type { CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../gateway/types.js'
-import type { DeviceEntry, PersonOutcome } from '../types.js'
+import { UsageError } from '../../types/errors.js'
+import type { CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../types/gateway.js'
+import type { DeviceEntry, PersonOutcome } from '../../types/driver.js'
 import {
   callbackFields, failAnswer, faceListAnswer, heartack, identity, isObject, okAnswer, oneLockAnswer, openFields, parseAck, parseAuthImage,
   parseDatagram, parseHeartbeat, parseTimestrap, parseUnlockCallback, rebootFrame, settingFrame, settingValues, str, unlockFrame, unlockRecord,

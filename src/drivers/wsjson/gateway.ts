@@ -25,8 +25,8 @@
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
-import type { CommandResult, GatewayContext, ProtocolHandler, QueuedCommand, WebSocketRoute } from '../../gateway/types.js'
-import type { DeviceEntry, PersonOutcome, Role } from '../types.js'
+import type { CommandResult, GatewayContext, ProtocolHandler, QueuedCommand, WebSocketRoute } from '../../types/gateway.js'
+import type { DeviceEntry, PersonOutcome, Role } from '../../types/driver.js'
 import {
   accessRecord, addUserContent, CODE, commandFrame, compareContent, deleteUserContent, deviceUser, editUserContent, encodeImage,
   estimateOffset, faceContent, isExistsReason, isNotFoundReason, isObject, parseCompare, parseFrame, parseQueriedEvent, parseUserList,
