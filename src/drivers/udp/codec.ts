@@ -465,6 +465,11 @@ export interface FaceItem {
   imageUrl: string
 }
 
+/** The path of a published URL: imageUrl and upload paths are relative, as the document's examples (AMBIGUITIES #5). */
+export function pathOf(url: string): string {
+  return new URL(url).pathname
+}
+
 /**
  * One entry of section 5's answer, keys in the example's order. imageUrl is a path relative to
  * the server the device called, as in the example (AMBIGUITIES #5). zipUrl: "无数据填空" (the
