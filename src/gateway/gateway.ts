@@ -27,6 +27,14 @@ export interface GatewayOptions {
   handlers: ProtocolHandler[]
 }
 
+/** A command to queue for a device, and how long it may wait for the device (ms). */
+export interface Submission {
+  device: DeviceEntry
+  kind: CommandKind
+  payload: Record<string, unknown>
+  timeoutMs: number
+}
+
 export interface DevicePresence {
   device: string
   protocol: string
@@ -59,7 +67,9 @@ export class Gateway {
   readonly log: Logger
   private readonly inventory: Inventory
   private readonly handlers: ProtocolHandler[]
+  /** 'queued' (device name): protocol handlers wake up for new commands. */
   private readonly events = new EventEmitter()
+  private readonly waiters = new Map<number, Set<(c: QueuedCommand) => void>>()
   private readonly presenceMap = new Map<string, PresenceRow>()
   private readonly discoveredMap = new Map<string, DiscoveredRow>()
   private readonly dirtyPresence = new Set<string>()
@@ -181,33 +191,56 @@ export class Gateway {
   // ---- commands --------------------------------------------------------------------------
 
   submit(device: DeviceEntry, kind: CommandKind, payload: Record<string, unknown>, timeoutMs: number): QueuedCommand {
-    const cmd = this.store.enqueue({ device: device.name, protocol: device.protocol, kind, payload, expiresAt: Date.now() + timeoutMs })
-    this.pendingDevices.add(device.name)
-    this.events.emit('queued', device.name)
-    this.log.debug('queued', { device: device.name, kind, id: cmd.id })
-    return cmd
+    return this.submitMany([{ device, kind, payload, timeoutMs }])[0]
+  }
+
+  /** Queues commands in one transaction (a whole fleet operation at once), then wakes each device's protocol once. */
+  submitMany(list: readonly Submission[]): QueuedCommand[] {
+    const now = Date.now()
+    const cmds = this.store.enqueueMany(list.map((s) => ({ device: s.device.name, protocol: s.device.protocol, kind: s.kind, payload: s.payload, expiresAt: now + s.timeoutMs })))
+    const devices = new Set(cmds.map((c) => c.device))
+    for (const d of devices) this.pendingDevices.add(d)
+    for (const c of cmds) this.log.debug('queued', { device: c.device, kind: c.kind, id: c.id })
+    for (const d of devices) this.events.emit('queued', d)
+    return cmds
+  }
+
+  /**
+   * Calls `onFinal` once, when command `id` is final (acknowledged, failed or expired; at once if
+   * it is already). Returns a function that stops watching. Waiters are kept by command id, so a
+   * fleet of waiting commands costs one map entry each, and nothing per event for the others.
+   */
+  watch(id: number, onFinal: (c: QueuedCommand) => void): () => void {
+    const c = this.store.command(id)
+    if (!c) throw new Error(`no command ${id}`)
+    if (FINAL_STATES.has(c.state)) {
+      onFinal(c)
+      return () => {}
+    }
+    let set = this.waiters.get(id)
+    if (!set) this.waiters.set(id, (set = new Set()))
+    set.add(onFinal)
+    return () => {
+      set.delete(onFinal)
+      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id)
+    }
   }
 
   /** Resolves with the command once it is final (acknowledged, failed or expired) or `signal` aborts. */
   waitFor(id: number, signal?: AbortSignal): Promise<QueuedCommand> {
     return new Promise((resolve, reject) => {
-      const check = () => {
-        const c = this.store.command(id)
-        if (!c) return reject(new Error(`no command ${id}`))
-        if (FINAL_STATES.has(c.state)) {
-          cleanup()
-          resolve(c)
-        }
+      if (signal?.aborted) return reject(signal.reason)
+      let settled = false
+      const onAbort = () => {
+        stop()
+        reject(signal!.reason)
       }
-      const onFinal = (finished: number) => { if (finished === id) check() }
-      const onAbort = () => { cleanup(); reject(signal!.reason) }
-      const cleanup = () => {
-        this.events.off('final', onFinal)
+      const stop = this.watch(id, (c) => {
+        settled = true
         signal?.removeEventListener('abort', onAbort)
-      }
-      this.events.on('final', onFinal)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      check()
+        resolve(c)
+      })
+      if (!settled) signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 
@@ -224,8 +257,11 @@ export class Gateway {
 
   private finished(id: number): void {
     const c = this.store.command(id)
-    if (c && this.store.pending(c.device).length === 0) this.pendingDevices.delete(c.device)
-    this.events.emit('final', id)
+    if (!c) return
+    if (this.store.pending(c.device).length === 0) this.pendingDevices.delete(c.device)
+    const waiting = this.waiters.get(id)
+    this.waiters.delete(id)
+    for (const w of waiting ?? []) w(c)
   }
 
   // ---- presence ---------------------------------------------------------------------------

@@ -39,10 +39,12 @@ export class PushDriver implements DeviceDriver {
     if (!this.caps.kinds.has(kind)) {
       throw new UnsupportedError(this.caps.unsupportedWhy?.[kind] ?? `${this.protocol} devices have no way to ${VERB[kind]} (the vendor document offers none)`)
     }
-    if (!this.env.gateway) throw new Error('no gateway available to reach push-style devices')
-    const gw = await this.env.gateway()
+    const gateway = this.env.gateway
+    if (!gateway) throw new Error('no gateway available to reach push-style devices')
     const wait = ctx.wait !== false
-    const cmd = await gw.submit(this.device, kind, payload, { timeoutMs: wait ? ctx.timeoutMs : Math.max(ctx.timeoutMs, NO_WAIT_EXPIRY_MS), wait, signal: ctx.signal })
+    const submit = async () => (await gateway()).submit(this.device, kind, payload, { timeoutMs: wait ? ctx.timeoutMs : Math.max(ctx.timeoutMs, NO_WAIT_EXPIRY_MS), wait, signal: ctx.signal })
+    // the device's answer is waited for without holding a --concurrency slot: all devices' commands are queued at once
+    const cmd = await (ctx.idle ? ctx.idle(submit) : submit())
     if (!wait) return cmd
     switch (cmd.state) {
       case 'acknowledged':

@@ -12,6 +12,15 @@ export interface StoredRecord extends Omit<SpoolRecord, 'photo'> {
   photoPath?: string
 }
 
+/** A command to queue: what it asks of which device, and when it expires (ms since epoch). */
+export interface NewCommand {
+  device: string
+  protocol: Protocol
+  kind: CommandKind
+  payload: Record<string, unknown>
+  expiresAt: number
+}
+
 export interface PresenceRow {
   device: string
   protocol: string
@@ -88,12 +97,22 @@ export class GatewayStore {
 
   // ---- command queue --------------------------------------------------------------------
 
-  enqueue(c: { device: string; protocol: Protocol; kind: CommandKind; payload: Record<string, unknown>; expiresAt: number }): QueuedCommand {
+  enqueue(c: NewCommand): QueuedCommand {
+    return this.enqueueMany([c])[0]
+  }
+
+  /** Queues many commands in one transaction (one fsync for a whole fleet operation), in order. */
+  enqueueMany(list: readonly NewCommand[]): QueuedCommand[] {
     const now = Date.now()
-    const info = this.db
-      .prepare('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt)
-    return this.command(Number(info.lastInsertRowid))!
+    const insert = this.db.prepare('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    return this.db.transaction(() =>
+      list.map((c): QueuedCommand => {
+        const payload = JSON.stringify(c.payload)
+        const info = insert.run(c.device, c.protocol, c.kind, payload, 'queued', now, c.expiresAt)
+        // as a read of the row would give it back (the payload as JSON makes it)
+        return { id: Number(info.lastInsertRowid), device: c.device, protocol: c.protocol, kind: c.kind, payload: JSON.parse(payload), state: 'queued', createdAt: now, expiresAt: c.expiresAt }
+      }),
+    )()
   }
 
   command(id: number): QueuedCommand | undefined {
