@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
 import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
@@ -15,10 +16,20 @@ import {
   type CommandResult,
   type GatewayContext,
   type GatewaySettings,
+  type GatewayRequest,
+  type GatewayResponse,
   type ProtocolHandler,
   type QueuedCommand,
+  type Route,
   type SpoolRecord,
 } from './types.js'
+
+/**
+ * The HTTP request a protocol's code runs for, if any: its writes join the store's group commit,
+ * and its answer waits for that commit (on disk before the device hears it). Writes made
+ * anywhere else (WebSocket, MQTT, UDP, timers, or after the answer) commit on their own.
+ */
+const httpRequest = new AsyncLocalStorage<{ answered: boolean }>()
 
 export interface GatewayOptions {
   home: string
@@ -118,7 +129,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     const router = new Router()
-    for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add(r)
+    for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add({ ...r, handle: (req) => this.answer(r, req) })
     router.add({ method: 'GET', path: '/doorctl/files/{name}', handle: (req) => this.serveFile(req.params.name) })
     this.http = createGatewayHttpServer({ router, log: this.log, maxBodyBytes: this.settings.maxBodyBytes })
     await new Promise<void>((resolve, reject) => {
@@ -142,6 +153,23 @@ export class Gateway {
     this.timers.push(setInterval(() => this.flushPresence(), 2000).unref())
     this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref())
     this.log.info('gateway listening', { http: `${this.settings.bind}:${this.httpPortValue}` })
+  }
+
+  /** A protocol route's answer, once the writes it made are committed (one commit for every request answered in the same moment). */
+  private async answer(route: Route, req: GatewayRequest): Promise<GatewayResponse> {
+    const scope = { answered: false }
+    try {
+      return await httpRequest.run(scope, () => route.handle(req))
+    } finally {
+      scope.answered = true
+      await this.store.committed()
+    }
+  }
+
+  /** A write from a protocol: grouped when an HTTP answer waits for it, else committed at once. */
+  private durably<T>(write: () => T): T {
+    const scope = httpRequest.getStore()
+    return scope && !scope.answered ? this.store.grouped(write) : write()
   }
 
   /** WebSocket upgrades on the HTTP port, routed by path to the protocol that owns it. */
@@ -337,7 +365,7 @@ export class Gateway {
       log: this.log,
       settings: this.settings,
       state: (device, key) => this.store.getState(device, key),
-      setState: (device, key, value) => this.store.setState(device, key, value),
+      setState: (device, key, value) => this.durably(() => this.store.setState(device, key, value)),
       unpublish: (name) => { this.published.delete(name) },
       findDevice: (p, id) => this.findDevice(p, id),
       touch: (device, address, info) => {
@@ -352,12 +380,13 @@ export class Gateway {
         this.dirtyDiscovered.add(key)
       },
       pending: (device) => (this.pendingDevices.has(device) ? this.store.pending(device) : []),
-      delivered: (id) => this.store.delivered(id),
-      progress: (id, result) => this.store.progress(id, result),
+      delivered: (id) => this.durably(() => this.store.delivered(id)),
+      progress: (id, result) => this.durably(() => this.store.progress(id, result)),
       finish: (id, state, result) => {
-        if (this.store.finish(id, state, result)) this.finished(id)
+        // whoever waits for the command hears of it once it is on disk
+        if (this.durably(() => this.store.finish(id, state, result))) this.store.afterCommit(() => this.finished(id))
       },
-      spool: (r: SpoolRecord) => this.store.spool(r),
+      spool: (r: SpoolRecord) => this.durably(() => this.store.spool(r)),
       authorize: (device, userId) => this.authorize(device, userId),
       publish: (name, data, contentType, requestHost) => {
         this.published.set(name, { data, contentType })

@@ -45,6 +45,8 @@ export interface DiscoveredRow {
 export class GatewayStore {
   readonly db: Database.Database
   readonly photosDir: string
+  private group?: { committed: Promise<void>; resolve(): void; reject(err: Error): void; after: (() => void)[] }
+  private grouping = false
 
   constructor(home: string, opts: { readonly?: boolean } = {}) {
     const path = join(home, 'gateway.db')
@@ -92,7 +94,72 @@ export class GatewayStore {
   }
 
   close(): void {
+    this.commitGroup()
     this.db.close()
+  }
+
+  // ---- group commit ------------------------------------------------------------------------
+
+  /**
+   * Runs `write` in the transaction shared by every grouped write of this turn of the event loop,
+   * committed (one fsync) at its end: a thousand devices answered in the same moment cost one
+   * fsync, not a thousand. Only for writes whose caller waits for `committed()` before telling
+   * anyone (the gateway's HTTP answers do).
+   */
+  grouped<T>(write: () => T): T {
+    if (!this.group) this.openGroup()
+    this.grouping = true
+    try {
+      return write()
+    } finally {
+      this.grouping = false
+    }
+  }
+
+  /** Resolves once every write made so far is committed; rejects if that commit failed. */
+  committed(): Promise<void> {
+    return this.group?.committed ?? Promise.resolve()
+  }
+
+  /** Runs `fn` once the writes made so far are committed (at once when none waits). */
+  afterCommit(fn: () => void): void {
+    if (this.group) this.group.after.push(fn)
+    else fn()
+  }
+
+  private openGroup(): void {
+    this.db.exec('BEGIN IMMEDIATE')
+    let resolve!: () => void
+    let reject!: (err: Error) => void
+    const committed = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    committed.catch(() => {}) // a group nobody waits for must not be an unhandled rejection
+    this.group = { committed, resolve, reject, after: [] }
+    setImmediate(() => this.commitGroup())
+  }
+
+  /** Commits the open group now (its waiters are answered; what runs after it runs). */
+  commitGroup(): void {
+    const g = this.group
+    if (!g) return
+    this.group = undefined
+    try {
+      this.db.exec('COMMIT')
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK')
+      g.reject(err as Error)
+      return
+    }
+    g.resolve()
+    for (const fn of g.after) fn()
+  }
+
+  /** Every other write commits on its own, after the open group: on disk in the order of the calls. */
+  private write<T>(fn: () => T): T {
+    if (this.group && !this.grouping) this.commitGroup()
+    return fn()
   }
 
   // ---- command queue --------------------------------------------------------------------
@@ -105,14 +172,14 @@ export class GatewayStore {
   enqueueMany(list: readonly NewCommand[]): QueuedCommand[] {
     const now = Date.now()
     const insert = this.db.prepare('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-    return this.db.transaction(() =>
+    return this.write(this.db.transaction(() =>
       list.map((c): QueuedCommand => {
         const payload = JSON.stringify(c.payload)
         const info = insert.run(c.device, c.protocol, c.kind, payload, 'queued', now, c.expiresAt)
         // as a read of the row would give it back (the payload as JSON makes it)
         return { id: Number(info.lastInsertRowid), device: c.device, protocol: c.protocol, kind: c.kind, payload: JSON.parse(payload), state: 'queued', createdAt: now, expiresAt: c.expiresAt }
       }),
-    )()
+    ))
   }
 
   command(id: number): QueuedCommand | undefined {
@@ -131,17 +198,17 @@ export class GatewayStore {
   }
 
   delivered(id: number): void {
-    this.db.prepare("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id)
+    this.write(() => this.db.prepare("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id))
   }
 
   progress(id: number, result: CommandResult): void {
-    this.db.prepare("UPDATE commands SET result = ? WHERE id = ? AND state IN ('queued', 'delivered')").run(JSON.stringify(result), id)
+    this.write(() => this.db.prepare("UPDATE commands SET result = ? WHERE id = ? AND state IN ('queued', 'delivered')").run(JSON.stringify(result), id))
   }
 
   finish(id: number, state: Exclude<CommandState, 'queued' | 'delivered'>, result: CommandResult | undefined): boolean {
-    const info = this.db
+    const info = this.write(() => this.db
       .prepare("UPDATE commands SET state = ?, result = COALESCE(?, result), finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
-      .run(state, result === undefined ? null : JSON.stringify(result), Date.now(), id)
+      .run(state, result === undefined ? null : JSON.stringify(result), Date.now(), id))
     return info.changes > 0
   }
 
@@ -150,7 +217,7 @@ export class GatewayStore {
     const rows = this.db.prepare("SELECT id FROM commands WHERE state IN ('queued', 'delivered') AND expires_at <= ?").all(now) as Row[]
     const ids = rows.map((r) => Number(r.id))
     const stmt = this.db.prepare("UPDATE commands SET state = 'expired', finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
-    this.db.transaction(() => { for (const id of ids) stmt.run(now, id) })()
+    this.write(this.db.transaction(() => { for (const id of ids) stmt.run(now, id) }))
     return ids
   }
 
@@ -158,6 +225,10 @@ export class GatewayStore {
 
   /** Stores a record once per (device, recordId); the photo file is written and fsynced first. */
   spool(r: SpoolRecord): boolean {
+    return this.write(() => this.spoolNow(r))
+  }
+
+  private spoolNow(r: SpoolRecord): boolean {
     const exists = this.db.prepare('SELECT 1 FROM records WHERE device = ? AND record_id = ?').get(r.device, r.recordId)
     if (exists) return false
     let photoPath: string | null = null
@@ -205,15 +276,16 @@ export class GatewayStore {
   }
 
   setState(device: string, key: string, value: unknown): void {
-    if (value === undefined) this.db.prepare('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
-    else this.db.prepare('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value))
+    this.write(() => value === undefined
+      ? this.db.prepare('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
+      : this.db.prepare('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value)))
   }
 
   // ---- presence ----------------------------------------------------------------------------
 
   savePresence(rows: PresenceRow[]): void {
     const stmt = this.db.prepare('INSERT INTO presence (device, protocol, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET protocol = excluded.protocol, last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
-    this.db.transaction(() => { for (const r of rows) stmt.run(r.device, r.protocol, r.lastSeen, r.address, JSON.stringify(r.info)) })()
+    this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.device, r.protocol, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
   presence(): PresenceRow[] {
@@ -222,7 +294,7 @@ export class GatewayStore {
 
   saveDiscovered(rows: DiscoveredRow[]): void {
     const stmt = this.db.prepare('INSERT INTO discovered (protocol, identity, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(protocol, identity) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
-    this.db.transaction(() => { for (const r of rows) stmt.run(r.protocol, r.identity, r.lastSeen, r.address, JSON.stringify(r.info)) })()
+    this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.protocol, r.identity, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
   discovered(): DiscoveredRow[] {

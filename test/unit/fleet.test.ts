@@ -3,7 +3,8 @@
  * devices but not their idle waits; one shared AbortSignal and a thousand devices raise no
  * listener warning; the gateway queues a batch in one transaction and keeps waiters by command
  * id; the control channel takes batches and waits (and still the one-command calls of older
- * clients); a client of an older gateway falls back to one call per command.
+ * clients); a client of an older gateway falls back to one call per command. Writes made for
+ * HTTP answers share one commit (group commit), and nobody hears of them before it.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
@@ -18,7 +19,8 @@ import { silentLogger, type DeviceEntry } from '../../src/drivers/types.js'
 import { openGateway } from '../../src/gateway/client.js'
 import { ControlClient, ControlServer, controlSocketPath, type SubmitAnswer } from '../../src/gateway/control.js'
 import { Gateway } from '../../src/gateway/gateway.js'
-import type { QueuedCommand } from '../../src/gateway/types.js'
+import { GatewayStore } from '../../src/gateway/store.js'
+import type { ProtocolHandler, QueuedCommand } from '../../src/gateway/types.js'
 
 const homes: string[] = []
 const cleanups: (() => Promise<void> | void)[] = []
@@ -131,6 +133,76 @@ describe('gateway: batches and waiters', () => {
     const p = gw.waitFor(third.id, aborted.signal)
     aborted.abort(new Error('gave up'))
     await expect(p).rejects.toThrow('gave up')
+  })
+})
+
+describe('group commit', () => {
+  /** What another process sees: only committed rows. */
+  const seenFrom = (h: string, id: number) => {
+    const other = new GatewayStore(h, { readonly: true })
+    try {
+      return other.command(id)?.state
+    } finally {
+      other.close()
+    }
+  }
+
+  it('grouped writes share one transaction, committed at the end of the turn; a write of another kind commits them first', async () => {
+    const h = home()
+    const store = new GatewayStore(h)
+    cleanups.push(() => store.close())
+    const [a, b, c] = store.enqueueMany(['a', 'b', 'c'].map((d) => ({ device: d, protocol: 'httpv2' as const, kind: 'reboot' as const, payload: {}, expiresAt: Date.now() + 60_000 })))
+    const after: string[] = []
+    store.grouped(() => store.delivered(a.id))
+    store.grouped(() => store.delivered(b.id))
+    store.afterCommit(() => after.push(seenFrom(h, b.id) ?? 'none'))
+    // this connection reads its own writes; another one sees nothing yet, and nobody was told
+    expect(store.command(a.id)?.state).toBe('delivered')
+    expect([seenFrom(h, a.id), seenFrom(h, b.id)]).toEqual(['queued', 'queued'])
+    expect(after).toEqual([])
+    await store.committed()
+    expect([seenFrom(h, a.id), seenFrom(h, b.id)]).toEqual(['delivered', 'delivered'])
+    expect(after).toEqual(['delivered'])
+    // an ungrouped write while a group is open: the group is committed first, then the write on its own
+    store.grouped(() => store.delivered(c.id))
+    store.finish(a.id, 'acknowledged', { message: 'done' })
+    expect([seenFrom(h, c.id), seenFrom(h, a.id)]).toEqual(['delivered', 'acknowledged'])
+    await store.committed()
+  })
+
+  it('a protocol route\'s writes are on disk before its answer, and before anyone waiting for the command hears of it', async () => {
+    const h = home([door('a')])
+    let stamp = 0
+    const handler: ProtocolHandler = {
+      protocol: 'httpv2',
+      kinds: new Set(['reboot']),
+      routes: (ctx) => [{
+        method: 'POST', path: '/take/{id}',
+        handle: (req) => {
+          const id = Number(req.params.id)
+          ctx.delivered(id)
+          ctx.finish(id, 'acknowledged', { message: 'taken' })
+          // still in the open group: nobody else sees it yet
+          stamp = seenFrom(h, id) === 'queued' ? 1 : -1
+          return { json: { ok: true } }
+        },
+      }],
+    }
+    const gw = new Gateway({ home: h, log: silentLogger, handlers: [handler], settings: { httpPort: 0, bind: '127.0.0.1' } })
+    await gw.start()
+    cleanups.push(() => gw.stop())
+    const cmd = gw.submit(door('a'), 'reboot', {}, 60_000)
+    const heard = gw.waitFor(cmd.id).then((c) => ({ state: c.state, onDisk: seenFrom(h, cmd.id) }))
+    const res = await fetch(`http://127.0.0.1:${gw.httpPort}/take/${cmd.id}`, { method: 'POST' })
+    // the answer came after the commit
+    expect(seenFrom(h, cmd.id)).toBe('acknowledged')
+    expect(await res.json()).toEqual({ ok: true })
+    expect(stamp).toBe(1)
+    expect(await heard).toEqual({ state: 'acknowledged', onDisk: 'acknowledged' })
+    // outside an HTTP request (a WebSocket, a timer) a write commits at once
+    const next = gw.submit(door('a'), 'reboot', {}, 60_000)
+    gw.ctx.delivered(next.id)
+    expect(seenFrom(h, next.id)).toBe('delivered')
   })
 })
 
