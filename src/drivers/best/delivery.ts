@@ -5,8 +5,10 @@
  *   cmdId is `{gatewayId}-{command id}-{n}` and its dev.cmd.response finishes that step.
  * - A device that drops its connection (best-w) or logs in again (best-m, or best-w on a new
  *   connection) before answering the step in flight gets that step again when it is back, at
- *   most `maxAttempts` times in all; then the command fails. A reboot is done when the device goes
- *   away after taking it. Nothing waits longer than the command's --timeout (expired by the
+ *   most `maxAttempts` times in all; then the command fails. Not a step whose effect is not
+ *   idempotent, which the device may have taken anyway (see lost): a reboot is done when the
+ *   device goes away after taking it, and a time sync is sent again only to a device that does
+ *   not ask for the time. Nothing waits longer than the command's --timeout (expired by the
  *   gateway; the job here is dropped at the next sweep).
  * Time syncs (the device asks dev.system.sync.time after our command) and user listings (the
  * device uploads the users after our query) are finished here too.
@@ -41,13 +43,32 @@ export class Delivery implements DeliveryPart {
     else if (dev.job && !dev.job.inflight && !dev.job.sending && this.core.channel(dev)) void this.sendNext(dev, dev.job)
   }
 
+  /**
+   * The step in flight was not answered before the device went away or logged in again. That does
+   * not mean it did not arrive: over best-m the device's subscription does not depend on its
+   * login, and a device takes a command that comes while it logs in. A step whose effect is not
+   * idempotent is therefore not sent blindly again: a reboot is taken as done, and a time sync is
+   * held back while the device may still ask for the time (it asks at once when it takes the
+   * command, 3.30); only a device that does not ask within timeAskMs gets it again.
+   */
   lost(dev: Dev, job: Job, why: string): void {
-    const step = job.inflight!.step
+    const sent = job.inflight!
     job.inflight = undefined
+    const step = sent.step
     if (step.what === 'reboot') return this.finish(dev, job, 'acknowledged', { message: 'rebooting (the device went away after taking the command)' })
+    if (step.what === 'sync' && job.sync!.answered) return this.finish(dev, job, 'acknowledged', { message: `time set to ${job.sync!.answered}` })
     job.attempts++
     if (job.attempts >= this.o.maxAttempts) {
       return this.finish(dev, job, 'failed', { message: `${why}, ${job.attempts} times; giving up`, people: this.outcomesFor(job, `not confirmed: ${why}`) })
+    }
+    if (step.what === 'sync') {
+      job.held = { step, cmdId: sent.cmdId }
+      this.ctx.log.info('best time sync in flight when the device went away; sent again only if the device does not ask for the time', { device: dev.name, id: job.cmd.id, reason: why })
+      this.arm(job, this.o.timeAskMs, () => {
+        job.held = undefined
+        void this.sendNext(dev, job)
+      })
+      return
     }
     this.ctx.log.info('best command in flight was lost; it is sent again when the device is back', { device: dev.name, id: job.cmd.id, attempt: job.attempts, reason: why })
   }
@@ -301,7 +322,7 @@ export class Delivery implements DeliveryPart {
   }
 
   async sendNext(dev: Dev, job: Job): Promise<void> {
-    if (job.done || job.inflight || job.sending || this.core.stopping) return
+    if (job.done || job.inflight || job.held || job.sending || this.core.stopping) return
     const ch = this.core.channel(dev)
     if (!ch) return
     while (job.next < job.steps.length && this.liveIds(job, job.steps[job.next]).length === 0 && job.steps[job.next].ids.length > 0) job.next++
@@ -339,12 +360,15 @@ export class Delivery implements DeliveryPart {
   cmdResponse(dev: Dev, m: BestMessage): void {
     const r = parseCmdResponse(m)
     const job = dev.job
-    if (!job || job.done || !job.inflight || job.inflight.cmdId !== r.cmdId) {
+    // the answer to the step in flight, or to one held back after a new login (the device did take it)
+    const sent = job?.inflight?.cmdId === r.cmdId ? job.inflight : job?.held?.cmdId === r.cmdId ? job.held : undefined
+    if (!job || job.done || !sent) {
       this.ctx.log.debug('best answer to no command in flight', { device: dev.name, cmdId: r.cmdId, code: r.code })
       return
     }
-    const step = job.inflight.step
+    const step = sent.step
     job.inflight = undefined
+    job.held = undefined
     job.next++
     const why = r.message !== '' ? r.message : `code ${r.code}`
     const failed = (message: string) => this.finish(dev, job, 'failed', { message, deviceCode: r.code })

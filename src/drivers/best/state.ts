@@ -75,6 +75,8 @@ export interface Job {
   next: number
   seq: number
   inflight?: { step: Step; cmdId: string; session: string }
+  /** A step the device may have taken before it logged in again, whose effect is not idempotent: held back, not sent again, while the device may still act on it. */
+  held?: { step: Step; cmdId: string }
   sending: boolean
   attempts: number
   people: Map<string, PersonPayload>
