@@ -94,7 +94,7 @@ export class Gateway {
   private timers: NodeJS.Timeout[] = []
   private httpPortValue = 0
   /** Ports and URLs protocol modules bound (udp, mqtt), for the ready line. */
-  readonly bound: Record<string, number | string> = {}
+  readonly bound: Record<string, number | string | boolean> = {}
   /** One WebSocket server per route: each protocol has its own message size limit. */
   private readonly wss = new Map<string, import('ws').WebSocketServer>()
   private stopped = false
@@ -120,6 +120,11 @@ export class Gateway {
   /** "http 0.0.0.0:8090, udp_port 7998, …" for the ready line. */
   describe(): string {
     return `http ${this.settings.bind}:${this.httpPortValue}${Object.entries(this.bound).map(([k, v]) => `, ${k} ${v}`).join('')}`
+  }
+
+  /** What the protocols found worth a warning in the ready line (a broker without shared subscriptions, say). */
+  warnings(): string[] {
+    return this.handlers.flatMap((h) => h.warnings?.() ?? [])
   }
 
   /** The kinds of command a protocol's devices can carry out. */

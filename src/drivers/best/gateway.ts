@@ -60,6 +60,7 @@ class BestGateway implements BestCore {
       maxFileBytes: opts.maxFileBytes ?? 8 * 1024 * 1024,
       sweepMs: opts.sweepMs ?? 1000,
       reportGraceMs: opts.reportGraceMs ?? 3000,
+      sharedProbeMs: opts.sharedProbeMs ?? 3000,
       mqtt: opts.mqtt !== false,
     }
     let id = opts.gatewayId ?? (ctx.state(GLOBAL, 'gatewayId') as string | undefined)
@@ -81,7 +82,7 @@ class BestGateway implements BestCore {
     return [{ path: '/best', onConnection: (socket, req) => this.onWsConnection(socket, req) }]
   }
 
-  async start(): Promise<Record<string, string | number> | void> {
+  async start(): Promise<Record<string, string | number | boolean> | void> {
     this.uploads.flushHeldFromLastRun()
     this.sweeper = setInterval(() => this.safe('sweep', () => this.sweep()), this.o.sweepMs)
     this.sweeper.unref()
@@ -92,6 +93,7 @@ class BestGateway implements BestCore {
         settings: this.ctx.settings,
         log: this.ctx.log,
         clientId: `doorctl-${this.gwId}`,
+        sharedProbeMs: this.o.sharedProbeMs,
         subscriptions: [TOPICS.sharedUp, `doorctl/best/gw/${this.gwId}`, 'doorctl/best/dev/+/session', 'doorctl/best/dev/+/claim'],
         onMessage: (topic, payload) => this.safe('mqtt message', () => this.relay.onMqtt(topic, payload)),
       })
@@ -350,6 +352,7 @@ export function createHandler(opts: BestOptions = {}): ProtocolHandler {
     routes: (ctx) => of(ctx).routes(),
     websockets: (ctx) => of(ctx).websockets(),
     start: (ctx) => of(ctx).start(),
+    warnings: () => [...instances.values()].flatMap((gw) => [...(gw.link?.warnings ?? [])]),
     async stop(): Promise<void> {
       for (const gw of instances.values()) await gw.stop()
       instances.clear()

@@ -34,6 +34,8 @@ export interface BestOptions {
   gatewayId?: string
   /** false: no MQTT at all (best-w only). */
   mqtt?: boolean
+  /** With --mqtt-url: how long the probe for shared subscriptions waits for its message. */
+  sharedProbeMs?: number
 }
 
 export type Channel = {
