@@ -5,7 +5,7 @@ import { Gateway } from './gateway.js'
 import { loadHandlers } from './protocols.js'
 import type { DevicePresence, Submission } from './gateway.js'
 import type { DiscoveredRow } from './store.js'
-import type { CommandKind, GatewaySettings, QueuedCommand } from './types.js'
+import { FINAL_STATES, type CommandKind, type GatewaySettings, type QueuedCommand } from './types.js'
 
 export interface SubmitOptions {
   timeoutMs: number
@@ -18,6 +18,8 @@ export interface SubmitOptions {
 export interface GatewayHandle {
   readonly mode: 'serve' | 'temporary' | 'joined'
   submit(device: DeviceEntry, kind: CommandKind, payload: Record<string, unknown>, opts: SubmitOptions): Promise<QueuedCommand>
+  /** The command once final (acknowledged, failed or expired), or `signal`'s reason. */
+  wait(id: number, signal: AbortSignal): Promise<QueuedCommand>
   presence(): Promise<DevicePresence[]>
   discovered(): Promise<DiscoveredRow[]>
   close(): Promise<void>
@@ -82,6 +84,17 @@ function remoteHandle(client: ControlClient): GatewayHandle {
     batches = h.batch === true
   })
   const batcher = new SubmitBatcher<SubmitItem>((commands) => client.call<SubmitAnswer[]>('submit', { commands }))
+  const wait = async (id: number, signal: AbortSignal): Promise<QueuedCommand> => {
+    await raceSignal(ready, signal)
+    if (batches) return raceSignal(client.call<QueuedCommand>('wait', { id }), signal)
+    // a gateway from before batches has no wait: ask how the command is doing until it is final
+    for (;;) {
+      const c = await raceSignal(client.call<QueuedCommand | null>('command', { id }), signal)
+      if (!c) throw new Error(`the gateway has no command ${id}`)
+      if (FINAL_STATES.has(c.state)) return c
+      await raceSignal(new Promise((r) => setTimeout(r, 500)), signal)
+    }
+  }
   return {
     get mode() { return mode },
     async submit(device, kind, payload, opts) {
@@ -92,8 +105,9 @@ function remoteHandle(client: ControlClient): GatewayHandle {
       }
       const queued = await batcher.add({ device: device.name, kind, payload, timeoutMs: opts.timeoutMs }, opts.signal)
       if (!opts.wait) return queued
-      return raceSignal(client.call<QueuedCommand>('wait', { id: queued.id }), opts.signal)
+      return wait(queued.id, opts.signal)
     },
+    wait,
     presence: () => client.call<DevicePresence[]>('presence'),
     discovered: () => client.call<DiscoveredRow[]>('discovered'),
     async close() { client.close() },
@@ -109,6 +123,7 @@ function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
       if (!opts.wait) return queued
       return gateway.waitFor(queued.id, opts.signal)
     },
+    wait: (id, signal) => gateway.waitFor(id, signal),
     presence: async () => gateway.presence(),
     discovered: async () => gateway.discoveredDevices(),
     async close() {

@@ -29,7 +29,7 @@ export interface SubmitItem {
   timeoutMs: number
 }
 
-/** A `submit` batch's answer, in the order of the batch: the queued command, or why it was not queued. */
+/** A `submit` batch's answer, in the order of the batch: the queued command (its payload left out), or why it was not queued. */
 export type SubmitAnswer = QueuedCommand | { error: string }
 
 /** What `hello` answers; `batch`: this gateway takes `submit` batches and `wait` (older ones took one command per call). */
@@ -124,7 +124,7 @@ export class ControlServer {
         return p.wait === false ? answer : this.waitFinal(answer.id, waits)
       }
       case 'wait':
-        return this.waitFinal(Number(p.id), waits)
+        return withoutPayload(await this.waitFinal(Number(p.id), waits))
       default:
         throw new Error(`unknown method ${String(req.method)}`)
     }
@@ -142,7 +142,7 @@ export class ControlServer {
     })
     const queued = accepted.length > 0 ? this.gateway.submitMany(accepted) : []
     if (queued.length > 0) this.log.info('queued from control channel', { commands: queued.length, first: queued[0].id, kinds: [...new Set(queued.map((c) => c.kind))].join(',') })
-    return answers.map((a) => (typeof a === 'number' ? queued[a] : a))
+    return answers.map((a) => (typeof a === 'number' ? withoutPayload(queued[a]) : a))
   }
 
   /** The command once final; rejected if the client goes away first. */
@@ -162,6 +162,11 @@ export class ControlServer {
       if (!settled) waits.add(end)
     })
   }
+}
+
+/** Batch and wait answers leave the payload out: the client sent it, and a people list a thousand times over is not worth sending back. */
+function withoutPayload(c: QueuedCommand): QueuedCommand {
+  return { ...c, payload: {} }
 }
 
 function isAlive(path: string): Promise<boolean> {

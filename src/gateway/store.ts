@@ -174,10 +174,8 @@ export class GatewayStore {
     const insert = this.db.prepare('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     return this.write(this.db.transaction(() =>
       list.map((c): QueuedCommand => {
-        const payload = JSON.stringify(c.payload)
-        const info = insert.run(c.device, c.protocol, c.kind, payload, 'queued', now, c.expiresAt)
-        // as a read of the row would give it back (the payload as JSON makes it)
-        return { id: Number(info.lastInsertRowid), device: c.device, protocol: c.protocol, kind: c.kind, payload: JSON.parse(payload), state: 'queued', createdAt: now, expiresAt: c.expiresAt }
+        const info = insert.run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt)
+        return { id: Number(info.lastInsertRowid), device: c.device, protocol: c.protocol, kind: c.kind, payload: c.payload, state: 'queued', createdAt: now, expiresAt: c.expiresAt }
       }),
     ))
   }

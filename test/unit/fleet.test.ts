@@ -15,8 +15,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Inventory } from '../../src/core/inventory.js'
 // the built module: runOnTargets loads drivers with import(`./${protocol}/index.js`), which vite cannot resolve to .ts sources
 import { runOnTargets } from '../../dist/src/core/run.js'
-import { silentLogger, type DeviceEntry } from '../../src/drivers/types.js'
-import { openGateway } from '../../src/gateway/client.js'
+import { silentLogger, type DeviceEntry, type OperationContext } from '../../src/drivers/types.js'
+import { openGateway, type GatewayHandle } from '../../src/gateway/client.js'
+import { PushDriver, type PushCapabilities } from '../../src/gateway/push-driver.js'
 import { ControlClient, ControlServer, controlSocketPath, type SubmitAnswer } from '../../src/gateway/control.js'
 import { Gateway } from '../../src/gateway/gateway.js'
 import { GatewayStore } from '../../src/gateway/store.js'
@@ -103,6 +104,59 @@ describe('runOnTargets', () => {
     expect(maxBusy).toBe(2)
     expect(results.filter((r) => r.status === 'timeout')).toHaveLength(4)
     expect(results.filter((r) => r.status === 'ok')).toHaveLength(8)
+  })
+})
+
+describe('push driver', () => {
+  const caps: PushCapabilities = { protocol: 'httpv2', kinds: new Set(['reboot', 'upsertPeople']), configSections: [] }
+
+  /** A gateway handle that notes each call, and whether it came while the device's slot was given back. */
+  function recorder() {
+    const calls: string[] = []
+    let idle = false
+    const final = (id: number): QueuedCommand => ({ id, device: 'a', protocol: 'httpv2', kind: 'reboot', payload: {}, state: 'acknowledged', createdAt: 0, expiresAt: 0, result: { message: 'ok' } })
+    const handle: GatewayHandle = {
+      mode: 'serve',
+      async submit(_d, _k, _p, opts) {
+        calls.push(`submit wait=${opts.wait} idle=${idle}`)
+        return opts.wait ? final(1) : { ...final(1), state: 'queued' }
+      },
+      async wait(id) {
+        calls.push(`wait idle=${idle}`)
+        return final(id)
+      },
+      presence: async () => [],
+      discovered: async () => [],
+      async close() {},
+    }
+    const ctx: OperationContext = {
+      signal: new AbortController().signal, timeoutMs: 30_000, log: silentLogger, wait: true,
+      async idle(work) {
+        idle = true
+        try {
+          return await work()
+        } finally {
+          idle = false
+        }
+      },
+    }
+    const driver = new PushDriver(door('a'), { home: home(), log: silentLogger, gateway: async () => handle }, caps)
+    return { calls, ctx, driver }
+  }
+
+  it('a small command is queued and waited for without a slot (with every other device\'s)', async () => {
+    const { calls, ctx, driver } = recorder()
+    await driver.reboot(ctx)
+    expect(calls).toEqual(['submit wait=true idle=true'])
+  })
+
+  it('a big payload (people) is queued within the slot, so --concurrency bounds the memory in flight; only the wait is idle', async () => {
+    const { calls, ctx, driver } = recorder()
+    const people = Array.from({ length: 2000 }, (_, i) => ({ id: String(1000 + i), name: `Person number ${i}`, department: 'Facilities' }))
+    const outcomes = []
+    for await (const o of driver.upsertPeople(people, ctx)) outcomes.push(o)
+    expect(outcomes).toHaveLength(2000)
+    expect(calls).toEqual(['submit wait=false idle=false', 'wait idle=true'])
   })
 })
 
@@ -269,6 +323,7 @@ describe('control channel', () => {
         const req = JSON.parse(line) as { id: number; method: string; params?: Record<string, unknown> }
         calls.push({ method: req.method, params: req.params })
         const result = req.method === 'hello' ? { pid: 1, httpPort: 8090, mode: 'serve' } : { id: 7, device: 'a', state: 'acknowledged', result: { message: 'rebooting' } }
+        // (an older gateway answers `command` with the command as it is now)
         socket.write(JSON.stringify({ id: req.id, result }) + '\n')
       })
     })
@@ -281,5 +336,8 @@ describe('control channel', () => {
     expect(handle.mode).toBe('serve')
     expect(calls.map((c) => c.method)).toEqual(['hello', 'submit'])
     expect(calls[1].params).toMatchObject({ device: 'a', kind: 'reboot', wait: true })
+    // no wait method there: how the command is doing is asked instead
+    expect(await handle.wait(7, new AbortController().signal)).toMatchObject({ id: 7, state: 'acknowledged' })
+    expect(calls.map((c) => c.method)).toEqual(['hello', 'submit', 'command'])
   })
 })
