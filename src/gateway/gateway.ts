@@ -81,6 +81,8 @@ export class Gateway {
   /** 'queued' (device name): protocol handlers wake up for new commands. */
   private readonly events = new EventEmitter()
   private readonly waiters = new Map<number, Set<(c: QueuedCommand) => void>>()
+  /** While handlers hear of new commands: each device's pending commands, read once (any write forgets them). */
+  private pendingMemo?: Map<string, QueuedCommand[]>
   private readonly presenceMap = new Map<string, PresenceRow>()
   private readonly discoveredMap = new Map<string, DiscoveredRow>()
   private readonly dirtyPresence = new Set<string>()
@@ -234,7 +236,13 @@ export class Gateway {
     const devices = new Set(cmds.map((c) => c.device))
     for (const d of devices) this.pendingDevices.add(d)
     for (const c of cmds) this.log.debug('queued', { device: c.device, kind: c.kind, id: c.id })
-    for (const d of devices) this.events.emit('queued', d)
+    // every protocol's handler asks for the device's pending commands: read once per device, not once per protocol
+    this.pendingMemo = new Map()
+    try {
+      for (const d of devices) this.events.emit('queued', d)
+    } finally {
+      this.pendingMemo = undefined
+    }
     return cmds
   }
 
@@ -384,10 +392,23 @@ export class Gateway {
         this.discoveredMap.set(key, { protocol, identity, lastSeen: Date.now(), address, info: info ?? {} })
         this.dirtyDiscovered.add(key)
       },
-      pending: (device) => (this.pendingDevices.has(device) ? this.store.pending(device) : []),
-      delivered: (id) => this.durably(() => this.store.delivered(id)),
-      progress: (id, result) => this.durably(() => this.store.progress(id, result)),
+      pending: (device) => {
+        if (!this.pendingDevices.has(device)) return []
+        if (!this.pendingMemo) return this.store.pending(device)
+        let list = this.pendingMemo.get(device)
+        if (!list) this.pendingMemo.set(device, (list = this.store.pending(device)))
+        return [...list]
+      },
+      delivered: (id) => {
+        this.pendingMemo?.clear()
+        this.durably(() => this.store.delivered(id))
+      },
+      progress: (id, result) => {
+        this.pendingMemo?.clear()
+        this.durably(() => this.store.progress(id, result))
+      },
       finish: (id, state, result) => {
+        this.pendingMemo?.clear()
         // whoever waits for the command hears of it once it is on disk
         if (this.durably(() => this.store.finish(id, state, result))) this.store.afterCommit(() => this.finished(id))
       },

@@ -46,6 +46,7 @@ export class GatewayStore {
   readonly db: Database.Database
   readonly photosDir: string
   private group?: { committed: Promise<void>; resolve(): void; reject(err: Error): void; after: (() => void)[] }
+  private readonly statements = new Map<string, Database.Statement>()
   private grouping = false
 
   constructor(home: string, opts: { readonly?: boolean } = {}) {
@@ -91,6 +92,13 @@ export class GatewayStore {
         PRIMARY KEY(protocol, identity)
       );
     `)
+  }
+
+  /** A prepared statement, prepared once: the gateway asks for a device's pending commands on every call of every device. */
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text)
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)))
+    return st
   }
 
   close(): void {
@@ -171,7 +179,7 @@ export class GatewayStore {
   /** Queues many commands in one transaction (one fsync for a whole fleet operation), in order. */
   enqueueMany(list: readonly NewCommand[]): QueuedCommand[] {
     const now = Date.now()
-    const insert = this.db.prepare('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    const insert = this.sql('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     return this.write(this.db.transaction(() =>
       list.map((c): QueuedCommand => {
         const info = insert.run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt)
@@ -181,26 +189,26 @@ export class GatewayStore {
   }
 
   command(id: number): QueuedCommand | undefined {
-    const row = this.db.prepare('SELECT * FROM commands WHERE id = ?').get(id) as Row | undefined
+    const row = this.sql('SELECT * FROM commands WHERE id = ?').get(id) as Row | undefined
     return row ? toCommand(row) : undefined
   }
 
   /** Queued or delivered-but-unfinished commands for a device, oldest first. */
   pending(device: string): QueuedCommand[] {
-    return (this.db.prepare("SELECT * FROM commands WHERE device = ? AND state IN ('queued', 'delivered') ORDER BY id").all(device) as Row[]).map(toCommand)
+    return (this.sql("SELECT * FROM commands WHERE device = ? AND state IN ('queued', 'delivered') ORDER BY id").all(device) as Row[]).map(toCommand)
   }
 
   /** Devices with pending commands (for delivery without polling every device). */
   devicesWithPending(): string[] {
-    return (this.db.prepare("SELECT DISTINCT device FROM commands WHERE state IN ('queued', 'delivered')").all() as Row[]).map((r) => String(r.device))
+    return (this.sql("SELECT DISTINCT device FROM commands WHERE state IN ('queued', 'delivered')").all() as Row[]).map((r) => String(r.device))
   }
 
   delivered(id: number): void {
-    this.write(() => this.db.prepare("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id))
+    this.write(() => this.sql("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id))
   }
 
   progress(id: number, result: CommandResult): void {
-    this.write(() => this.db.prepare("UPDATE commands SET result = ? WHERE id = ? AND state IN ('queued', 'delivered')").run(JSON.stringify(result), id))
+    this.write(() => this.sql("UPDATE commands SET result = ? WHERE id = ? AND state IN ('queued', 'delivered')").run(JSON.stringify(result), id))
   }
 
   finish(id: number, state: Exclude<CommandState, 'queued' | 'delivered'>, result: CommandResult | undefined): boolean {
@@ -212,9 +220,9 @@ export class GatewayStore {
 
   /** Expire what is past its deadline; returns the ids expired. */
   expire(now = Date.now()): number[] {
-    const rows = this.db.prepare("SELECT id FROM commands WHERE state IN ('queued', 'delivered') AND expires_at <= ?").all(now) as Row[]
+    const rows = this.sql("SELECT id FROM commands WHERE state IN ('queued', 'delivered') AND expires_at <= ?").all(now) as Row[]
     const ids = rows.map((r) => Number(r.id))
-    const stmt = this.db.prepare("UPDATE commands SET state = 'expired', finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
+    const stmt = this.sql("UPDATE commands SET state = 'expired', finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
     this.write(this.db.transaction(() => { for (const id of ids) stmt.run(now, id) }))
     return ids
   }
@@ -227,7 +235,7 @@ export class GatewayStore {
   }
 
   private spoolNow(r: SpoolRecord): boolean {
-    const exists = this.db.prepare('SELECT 1 FROM records WHERE device = ? AND record_id = ?').get(r.device, r.recordId)
+    const exists = this.sql('SELECT 1 FROM records WHERE device = ? AND record_id = ?').get(r.device, r.recordId)
     if (exists) return false
     let photoPath: string | null = null
     if (r.photo && r.photo.length > 0) {
@@ -269,34 +277,34 @@ export class GatewayStore {
   // ---- per-device protocol state -----------------------------------------------------------
 
   getState(device: string, key: string): unknown {
-    const row = this.db.prepare('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key) as Row | undefined
+    const row = this.sql('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key) as Row | undefined
     return row ? JSON.parse(String(row.value)) : undefined
   }
 
   setState(device: string, key: string, value: unknown): void {
     this.write(() => value === undefined
-      ? this.db.prepare('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
-      : this.db.prepare('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value)))
+      ? this.sql('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
+      : this.sql('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value)))
   }
 
   // ---- presence ----------------------------------------------------------------------------
 
   savePresence(rows: PresenceRow[]): void {
-    const stmt = this.db.prepare('INSERT INTO presence (device, protocol, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET protocol = excluded.protocol, last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
+    const stmt = this.sql('INSERT INTO presence (device, protocol, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET protocol = excluded.protocol, last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
     this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.device, r.protocol, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
   presence(): PresenceRow[] {
-    return (this.db.prepare('SELECT * FROM presence').all() as Row[]).map((r) => ({ device: String(r.device), protocol: String(r.protocol), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
+    return (this.sql('SELECT * FROM presence').all() as Row[]).map((r) => ({ device: String(r.device), protocol: String(r.protocol), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
   }
 
   saveDiscovered(rows: DiscoveredRow[]): void {
-    const stmt = this.db.prepare('INSERT INTO discovered (protocol, identity, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(protocol, identity) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
+    const stmt = this.sql('INSERT INTO discovered (protocol, identity, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(protocol, identity) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
     this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.protocol, r.identity, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
   discovered(): DiscoveredRow[] {
-    return (this.db.prepare('SELECT * FROM discovered ORDER BY last_seen DESC').all() as Row[]).map((r) => ({ protocol: String(r.protocol), identity: String(r.identity), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
+    return (this.sql('SELECT * FROM discovered ORDER BY last_seen DESC').all() as Row[]).map((r) => ({ protocol: String(r.protocol), identity: String(r.identity), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
   }
 }
 
