@@ -1,7 +1,12 @@
-// Load generator for the gateway benchmark: N virtual httpv2 devices, each on its own keep-alive
-// connection (as real devices are), POSTing /Device/Keepalive every interval and following a
-// Remote flag to /Device/RemoteCommand. Runs in its own process; reports over IPC.
+// Load generator for the gateway benchmarks: N virtual httpv2 devices, each on its own keep-alive
+// connection (as real devices are), POSTing /Device/Keepalive every interval and following the
+// answer's flags: Remote → /Device/RemoteCommand, SyncParameter → /Device/DownloadWorkSetting,
+// UploadWorkParameter → /Device/UploadWorkSetting. Every command a device takes is counted per
+// device (open, restart, time), so a benchmark can check that each door got its command once.
+// Runs in its own process; reports over IPC.
 //   node bench/keepalive-load.js PORT COUNT INTERVAL_MS DURATION_MS WARMUP_MS
+// DURATION_MS 0: run until the parent sends 'stop'. The parent gets { type: 'warm' } once every
+// device has had a keepalive answered, and { type: 'taken', taken } whenever it sends 'counts'.
 import { Client } from 'undici'
 
 const [port, count, intervalMs, durationMs, warmupMs] = process.argv.slice(2).map(Number)
@@ -13,6 +18,9 @@ let requests = 0
 const errorSamples = []
 const deliveries = []
 let stopping = false
+/** Per kind of command: how many times each device took one (index = device number - 1). */
+const taken = { open: new Uint16Array(count), restart: new Uint16Array(count), time: new Uint16Array(count) }
+let answeredOnce = 0
 
 function noteError(what) {
   errors++
@@ -25,12 +33,16 @@ async function post(client, path, body) {
   return { status: res.statusCode, json: text ? JSON.parse(text) : undefined }
 }
 
+/** What each device took so far, per kind (plain arrays for IPC). */
+const takenSoFar = () => Object.fromEntries(Object.entries(taken).map(([kind, per]) => [kind, Array.from(per)]))
+
 async function device(i) {
   const sn = `BENCH${String(i).padStart(6, '0')}`
   const client = new Client(origin, { pipelining: 1, keepAliveTimeout: 60_000 })
   // spread the devices evenly over one interval
   await new Promise((r) => setTimeout(r, (i / count) * intervalMs))
   let next = Date.now()
+  let first = true
   while (!stopping) {
     const t0 = performance.now()
     try {
@@ -39,11 +51,22 @@ async function device(i) {
       requests++
       if (Date.now() - start > warmupMs) latencies.push(ms)
       if (r.status !== 200 || r.json?.Success !== 1) noteError(`keepalive ${sn}: HTTP ${r.status} ${JSON.stringify(r.json)}`)
-      else if (r.json.Remote === 1) {
-        const c = await post(client, '/Device/RemoteCommand', { SN: sn })
-        if (c.json?.Opendoor) deliveries.push({ sn, at: Date.now() })
-      } else if (r.json.UploadWorkParameter === 1) {
-        await post(client, '/Device/UploadWorkSetting', { SN: sn })
+      else {
+        if (first && ++answeredOnce === count && process.send) process.send({ type: 'warm' })
+        first = false
+        if (r.json.UploadWorkParameter === 1) await post(client, '/Device/UploadWorkSetting', { SN: sn })
+        if (r.json.Remote === 1) {
+          const c = await post(client, '/Device/RemoteCommand', { SN: sn })
+          if (c.json?.Opendoor) {
+            taken.open[i - 1]++
+            deliveries.push({ sn, at: Date.now() })
+          }
+          if (c.json?.Restart === 1) taken.restart[i - 1]++
+        }
+        if (r.json.SyncParameter === 1) {
+          const s = await post(client, '/Device/DownloadWorkSetting', { SN: sn })
+          if (s.json?.SystemTime !== undefined) taken.time[i - 1]++
+        }
       }
     } catch (err) {
       noteError(`keepalive ${sn}: ${err.message}`)
@@ -55,10 +78,14 @@ async function device(i) {
   await client.close()
 }
 
+process.on('message', (m) => {
+  if (m === 'stop') stopping = true
+  else if (m === 'counts') process.send({ type: 'taken', taken: takenSoFar() })
+})
 const all = Array.from({ length: count }, (_, i) => device(i + 1))
-setTimeout(() => { stopping = true }, durationMs)
+if (durationMs > 0) setTimeout(() => { stopping = true }, durationMs)
 await Promise.all(all)
 latencies.sort((a, b) => a - b)
 const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]
-process.send({ requests, measured: latencies.length, errors, errorSamples, p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1], deliveries, rssKB: process.resourceUsage().maxRSS })
+process.send({ type: 'report', requests, measured: latencies.length, errors, errorSamples, p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1], deliveries, taken: takenSoFar(), rssKB: process.resourceUsage().maxRSS })
 process.disconnect()

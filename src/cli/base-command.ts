@@ -84,6 +84,12 @@ export abstract class DoorctlCommand extends Command {
     }
   }
 
+  /** The one JSON document: coloured on a terminal (oclif), else written as it is — oclif's tokenizer costs ~60 ms on a thousand results. */
+  override logJson(json: unknown): void {
+    if (process.stdout.isTTY) return super.logJson(json)
+    process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+  }
+
   /** Humans on a terminal get colours, tables and spinners; scripts get plain lines. */
   protected get interactive(): boolean {
     return !this.jsonEnabled() && !!process.stdout.isTTY

@@ -15,7 +15,7 @@ export const targetFlags = {
   'no-wait': Flags.boolean({ description: 'push-style devices: return "queued" once the command is queued', helpGroup: 'TARGET' }),
   all: Flags.boolean({ description: 'every device in the inventory', helpGroup: 'TARGET' }),
   tag: Flags.string({ description: 'devices with this tag (repeatable)', multiple: true, helpGroup: 'TARGET' }),
-  concurrency: Flags.integer({ description: 'devices worked on at once', default: 8, min: 1, max: 256, helpGroup: 'TARGET' }),
+  concurrency: Flags.integer({ description: 'devices worked on at once (a push-style device waiting for its next call does not count)', default: 8, min: 1, max: 256, helpGroup: 'TARGET' }),
   timeout: Flags.string({ description: 'give up on a device after this long (30s, 5m, ...)', default: '30s', helpGroup: 'TARGET' }),
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Inventory } from '../store/inventory.js'
 import type { Logger } from '../types/driver.js'
-import type { Gateway } from './gateway.js'
+import type { Gateway, Submission } from './gateway.js'
 import type { CommandKind, QueuedCommand } from '../types/gateway.js'
 
 /**
@@ -17,8 +17,27 @@ export function controlSocketPath(home: string): string {
 
 interface Request {
   id: number
-  method: 'hello' | 'submit' | 'command' | 'presence' | 'discovered'
+  method: 'hello' | 'submit' | 'wait' | 'command' | 'presence' | 'discovered'
   params?: Record<string, unknown>
+}
+
+/** One command of a `submit` batch, as a client sends it. */
+export interface SubmitItem {
+  device: string
+  kind: CommandKind
+  payload: Record<string, unknown>
+  timeoutMs: number
+}
+
+/** A `submit` batch's answer, in the order of the batch: the queued command (its payload left out), or why it was not queued. */
+export type SubmitAnswer = QueuedCommand | { error: string }
+
+/** What `hello` answers; `batch`: this gateway takes `submit` batches and `wait` (older ones took one command per call). */
+export interface Hello {
+  pid: number
+  httpPort: number
+  mode: 'serve' | 'temporary'
+  batch?: boolean
 }
 
 export class ControlServer {
@@ -59,10 +78,11 @@ export class ControlServer {
 
   private accept(socket: Socket): void {
     this.sockets.add(socket)
-    const abort = new AbortController()
+    // the client's waits end when it goes away (one entry per wait, no listener per wait)
+    const waits = new Set<(err: Error) => void>()
     socket.on('close', () => {
       this.sockets.delete(socket)
-      abort.abort(new Error('client went away'))
+      for (const end of [...waits]) end(new Error('client went away'))
     })
     socket.on('error', () => {})
     const lines = createInterface({ input: socket })
@@ -75,7 +95,7 @@ export class ControlServer {
         return
       }
       this.active++
-      this.dispatch(req, abort.signal)
+      this.dispatch(req, waits)
         .then((result) => socket.write(JSON.stringify({ id: req.id, result }) + '\n'))
         .catch((err: Error) => socket.write(JSON.stringify({ id: req.id, error: { message: err.message } }) + '\n'))
         .finally(() => {
@@ -85,11 +105,11 @@ export class ControlServer {
     })
   }
 
-  private async dispatch(req: Request, signal: AbortSignal): Promise<unknown> {
+  private async dispatch(req: Request, waits: Set<(err: Error) => void>): Promise<unknown> {
     const p = req.params ?? {}
     switch (req.method) {
       case 'hello':
-        return { pid: process.pid, httpPort: this.gateway.httpPort, mode: this.mode }
+        return { pid: process.pid, httpPort: this.gateway.httpPort, mode: this.mode, batch: true } satisfies Hello
       case 'presence':
         return this.gateway.presence()
       case 'discovered':
@@ -97,17 +117,56 @@ export class ControlServer {
       case 'command':
         return this.gateway.command(Number(p.id)) ?? null
       case 'submit': {
-        const device = new Inventory(this.home).get(String(p.device))
-        if (!device) throw new Error(`unknown device ${String(p.device)}`)
-        const cmd = this.gateway.submit(device, p.kind as CommandKind, (p.payload ?? {}) as Record<string, unknown>, Number(p.timeoutMs))
-        this.log.info('queued from control channel', { device: device.name, kind: String(p.kind), id: cmd.id })
-        if (p.wait === false) return cmd
-        return this.gateway.waitFor(cmd.id, signal)
+        if (Array.isArray(p.commands)) return this.submitBatch(p.commands as SubmitItem[])
+        // a client from before batches: one command, waited for in the same call unless wait is false
+        const [answer] = this.submitBatch([p as unknown as SubmitItem])
+        if ('error' in answer) throw new Error(answer.error)
+        return p.wait === false ? answer : this.waitFinal(answer.id, waits)
       }
+      case 'wait':
+        return withoutPayload(await this.waitFinal(Number(p.id), waits))
       default:
         throw new Error(`unknown method ${String(req.method)}`)
     }
   }
+
+  /** Queues a batch in one transaction; a device no longer in the inventory gets an error, the others are queued. */
+  private submitBatch(items: readonly SubmitItem[]): SubmitAnswer[] {
+    const devices = new Map(new Inventory(this.home).all().map((d) => [d.name, d]))
+    const accepted: Submission[] = []
+    const answers: (SubmitAnswer | number)[] = items.map((it) => {
+      const device = devices.get(String(it.device))
+      if (!device) return { error: `unknown device ${String(it.device)}` }
+      accepted.push({ device, kind: it.kind, payload: it.payload ?? {}, timeoutMs: Number(it.timeoutMs) })
+      return accepted.length - 1
+    })
+    const queued = accepted.length > 0 ? this.gateway.submitMany(accepted) : []
+    if (queued.length > 0) this.log.info('queued from control channel', { commands: queued.length, first: queued[0].id, kinds: [...new Set(queued.map((c) => c.kind))].join(',') })
+    return answers.map((a) => (typeof a === 'number' ? withoutPayload(queued[a]) : a))
+  }
+
+  /** The command once final; rejected if the client goes away first. */
+  private waitFinal(id: number, waits: Set<(err: Error) => void>): Promise<QueuedCommand> {
+    return new Promise((resolve, reject) => {
+      let settled = false
+      const end = (err: Error) => {
+        waits.delete(end)
+        stop()
+        reject(err)
+      }
+      const stop = this.gateway.watch(id, (c) => {
+        settled = true
+        waits.delete(end)
+        resolve(c)
+      })
+      if (!settled) waits.add(end)
+    })
+  }
+}
+
+/** Batch and wait answers leave the payload out: the client sent it, and a people list a thousand times over is not worth sending back. */
+function withoutPayload(c: QueuedCommand): QueuedCommand {
+  return { ...c, payload: {} }
 }
 
 function isAlive(path: string): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
 import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
@@ -17,16 +18,34 @@ import {
   type DiscoveredRow,
   type GatewayContext,
   type GatewaySettings,
+  type GatewayRequest,
+  type GatewayResponse,
   type ProtocolHandler,
   type QueuedCommand,
+  type Route,
   type SpoolRecord,
 } from '../types/gateway.js'
+
+/**
+ * The HTTP request a protocol's code runs for, if any: its writes join the store's group commit,
+ * and its answer waits for that commit (on disk before the device hears it). Writes made
+ * anywhere else (WebSocket, MQTT, UDP, timers, or after the answer) commit on their own.
+ */
+const httpRequest = new AsyncLocalStorage<{ answered: boolean }>()
 
 export interface GatewayOptions {
   home: string
   log: Logger
   settings?: Partial<GatewaySettings>
   handlers: ProtocolHandler[]
+}
+
+/** A command to queue for a device, and how long it may wait for the device (ms). */
+export interface Submission {
+  device: DeviceEntry
+  kind: CommandKind
+  payload: Record<string, unknown>
+  timeoutMs: number
 }
 
 /** Identity of a device within its protocol, as the protocol's messages carry it. */
@@ -52,7 +71,11 @@ export class Gateway {
   readonly log: Logger
   private readonly inventory: Inventory
   private readonly handlers: ProtocolHandler[]
+  /** 'queued' (device name): protocol handlers wake up for new commands. */
   private readonly events = new EventEmitter()
+  private readonly waiters = new Map<number, Set<(c: QueuedCommand) => void>>()
+  /** While handlers hear of new commands: each device's pending commands, read once (any write forgets them). */
+  private pendingMemo?: Map<string, QueuedCommand[]>
   private readonly presenceMap = new Map<string, PresenceRow>()
   private readonly discoveredMap = new Map<string, DiscoveredRow>()
   private readonly dirtyPresence = new Set<string>()
@@ -66,7 +89,7 @@ export class Gateway {
   private timers: NodeJS.Timeout[] = []
   private httpPortValue = 0
   /** Ports and URLs protocol modules bound (udp, mqtt), for the ready line. */
-  readonly bound: Record<string, number | string> = {}
+  readonly bound: Record<string, number | string | boolean> = {}
   /** One WebSocket server per route: each protocol has its own message size limit. */
   private readonly wss = new Map<string, import('ws').WebSocketServer>()
   private stopped = false
@@ -94,6 +117,11 @@ export class Gateway {
     return `http ${this.settings.bind}:${this.httpPortValue}${Object.entries(this.bound).map(([k, v]) => `, ${k} ${v}`).join('')}`
   }
 
+  /** What the protocols found worth a warning in the ready line (a broker without shared subscriptions, say). */
+  warnings(): string[] {
+    return this.handlers.flatMap((h) => h.warnings?.() ?? [])
+  }
+
   /** The kinds of command a protocol's devices can carry out. */
   kinds(protocol: Protocol): ReadonlySet<CommandKind> {
     return this.handlers.find((h) => h.protocol === protocol)?.kinds ?? new Set()
@@ -101,7 +129,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     const router = new Router()
-    for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add(r)
+    for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add({ ...r, handle: (req) => this.answer(r, req) })
     router.add({ method: 'GET', path: '/doorctl/files/{name}', handle: (req) => this.serveFile(req.params.name) })
     this.http = createGatewayHttpServer({ router, log: this.log, maxBodyBytes: this.settings.maxBodyBytes })
     await new Promise<void>((resolve, reject) => {
@@ -125,6 +153,23 @@ export class Gateway {
     this.timers.push(setInterval(() => this.flushPresence(), 2000).unref())
     this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref())
     this.log.info('gateway listening', { http: `${this.settings.bind}:${this.httpPortValue}` })
+  }
+
+  /** A protocol route's answer, once the writes it made are committed (one commit for every request answered in the same moment). */
+  private async answer(route: Route, req: GatewayRequest): Promise<GatewayResponse> {
+    const scope = { answered: false }
+    try {
+      return await httpRequest.run(scope, () => route.handle(req))
+    } finally {
+      scope.answered = true
+      await this.store.committed()
+    }
+  }
+
+  /** A write from a protocol: grouped when an HTTP answer waits for it, else committed at once. */
+  private durably<T>(write: () => T): T {
+    const scope = httpRequest.getStore()
+    return scope && !scope.answered ? this.store.grouped(write) : write()
   }
 
   /** WebSocket upgrades on the HTTP port, routed by path to the protocol that owns it. */
@@ -174,33 +219,62 @@ export class Gateway {
   // ---- commands --------------------------------------------------------------------------
 
   submit(device: DeviceEntry, kind: CommandKind, payload: Record<string, unknown>, timeoutMs: number): QueuedCommand {
-    const cmd = this.store.enqueue({ device: device.name, protocol: device.protocol, kind, payload, expiresAt: Date.now() + timeoutMs })
-    this.pendingDevices.add(device.name)
-    this.events.emit('queued', device.name)
-    this.log.debug('queued', { device: device.name, kind, id: cmd.id })
-    return cmd
+    return this.submitMany([{ device, kind, payload, timeoutMs }])[0]
+  }
+
+  /** Queues commands in one transaction (a whole fleet operation at once), then wakes each device's protocol once. */
+  submitMany(list: readonly Submission[]): QueuedCommand[] {
+    const now = Date.now()
+    const cmds = this.store.enqueueMany(list.map((s) => ({ device: s.device.name, protocol: s.device.protocol, kind: s.kind, payload: s.payload, expiresAt: now + s.timeoutMs })))
+    const devices = new Set(cmds.map((c) => c.device))
+    for (const d of devices) this.pendingDevices.add(d)
+    for (const c of cmds) this.log.debug('queued', { device: c.device, kind: c.kind, id: c.id })
+    // every protocol's handler asks for the device's pending commands: read once per device, not once per protocol
+    this.pendingMemo = new Map()
+    try {
+      for (const d of devices) this.events.emit('queued', d)
+    } finally {
+      this.pendingMemo = undefined
+    }
+    return cmds
+  }
+
+  /**
+   * Calls `onFinal` once, when command `id` is final (acknowledged, failed or expired; at once if
+   * it is already). Returns a function that stops watching. Waiters are kept by command id, so a
+   * fleet of waiting commands costs one map entry each, and nothing per event for the others.
+   */
+  watch(id: number, onFinal: (c: QueuedCommand) => void): () => void {
+    const c = this.store.command(id)
+    if (!c) throw new Error(`no command ${id}`)
+    if (FINAL_STATES.has(c.state)) {
+      onFinal(c)
+      return () => {}
+    }
+    let set = this.waiters.get(id)
+    if (!set) this.waiters.set(id, (set = new Set()))
+    set.add(onFinal)
+    return () => {
+      set.delete(onFinal)
+      if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id)
+    }
   }
 
   /** Resolves with the command once it is final (acknowledged, failed or expired) or `signal` aborts. */
   waitFor(id: number, signal?: AbortSignal): Promise<QueuedCommand> {
     return new Promise((resolve, reject) => {
-      const check = () => {
-        const c = this.store.command(id)
-        if (!c) return reject(new Error(`no command ${id}`))
-        if (FINAL_STATES.has(c.state)) {
-          cleanup()
-          resolve(c)
-        }
+      if (signal?.aborted) return reject(signal.reason)
+      let settled = false
+      const onAbort = () => {
+        stop()
+        reject(signal!.reason)
       }
-      const onFinal = (finished: number) => { if (finished === id) check() }
-      const onAbort = () => { cleanup(); reject(signal!.reason) }
-      const cleanup = () => {
-        this.events.off('final', onFinal)
+      const stop = this.watch(id, (c) => {
+        settled = true
         signal?.removeEventListener('abort', onAbort)
-      }
-      this.events.on('final', onFinal)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      check()
+        resolve(c)
+      })
+      if (!settled) signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 
@@ -217,8 +291,11 @@ export class Gateway {
 
   private finished(id: number): void {
     const c = this.store.command(id)
-    if (c && this.store.pending(c.device).length === 0) this.pendingDevices.delete(c.device)
-    this.events.emit('final', id)
+    if (!c) return
+    if (this.store.pending(c.device).length === 0) this.pendingDevices.delete(c.device)
+    const waiting = this.waiters.get(id)
+    this.waiters.delete(id)
+    for (const w of waiting ?? []) w(c)
   }
 
   // ---- presence ---------------------------------------------------------------------------
@@ -294,7 +371,7 @@ export class Gateway {
       log: this.log,
       settings: this.settings,
       state: (device, key) => this.store.getState(device, key),
-      setState: (device, key, value) => this.store.setState(device, key, value),
+      setState: (device, key, value) => this.durably(() => this.store.setState(device, key, value)),
       unpublish: (name) => { this.published.delete(name) },
       findDevice: (p, id) => this.findDevice(p, id),
       touch: (device, address, info) => {
@@ -308,13 +385,27 @@ export class Gateway {
         this.discoveredMap.set(key, { protocol, identity, lastSeen: Date.now(), address, info: info ?? {} })
         this.dirtyDiscovered.add(key)
       },
-      pending: (device) => (this.pendingDevices.has(device) ? this.store.pending(device) : []),
-      delivered: (id) => this.store.delivered(id),
-      progress: (id, result) => this.store.progress(id, result),
-      finish: (id, state, result) => {
-        if (this.store.finish(id, state, result)) this.finished(id)
+      pending: (device) => {
+        if (!this.pendingDevices.has(device)) return []
+        if (!this.pendingMemo) return this.store.pending(device)
+        let list = this.pendingMemo.get(device)
+        if (!list) this.pendingMemo.set(device, (list = this.store.pending(device)))
+        return [...list]
       },
-      spool: (r: SpoolRecord) => this.store.spool(r),
+      delivered: (id) => {
+        this.pendingMemo?.clear()
+        this.durably(() => this.store.delivered(id))
+      },
+      progress: (id, result) => {
+        this.pendingMemo?.clear()
+        this.durably(() => this.store.progress(id, result))
+      },
+      finish: (id, state, result) => {
+        this.pendingMemo?.clear()
+        // whoever waits for the command hears of it once it is on disk
+        if (this.durably(() => this.store.finish(id, state, result))) this.store.afterCommit(() => this.finished(id))
+      },
+      spool: (r: SpoolRecord) => this.durably(() => this.store.spool(r)),
       authorize: (device, userId) => this.authorize(device, userId),
       publish: (name, data, contentType, requestHost) => {
         this.published.set(name, { data, contentType })

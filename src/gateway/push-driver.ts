@@ -19,6 +19,9 @@ export interface PushCapabilities {
 /** Default lifetime of a command queued with --no-wait when no --timeout was given. */
 export const NO_WAIT_EXPIRY_MS = 24 * 3600_000
 
+/** A command payload larger than this (serialized, bytes) is queued within a --concurrency slot: a people list for a thousand devices is not held in memory all at once. */
+const BIG_PAYLOAD = 64 * 1024
+
 const VERB: Record<CommandKind, string> = {
   open: 'open the door', reboot: 'reboot', syncTime: 'set the time', info: 'report its information', setConfig: 'change settings',
   upsertPeople: 'import people', deletePeople: 'delete people', listPeople: 'list people', enrollFace: 'enroll a face',
@@ -40,10 +43,21 @@ export class PushDriver implements DeviceDriver {
     if (!this.caps.kinds.has(kind)) {
       throw new UnsupportedError(this.caps.unsupportedWhy?.[kind] ?? `${this.protocol} devices have no way to ${VERB[kind]} (the vendor document offers none)`)
     }
-    if (!this.env.gateway) throw new Error('no gateway available to reach push-style devices')
-    const gw = await this.env.gateway()
+    const gateway = this.env.gateway
+    if (!gateway) throw new Error('no gateway available to reach push-style devices')
     const wait = ctx.wait !== false
-    const cmd = await gw.submit(this.device, kind, payload, { timeoutMs: wait ? ctx.timeoutMs : Math.max(ctx.timeoutMs, NO_WAIT_EXPIRY_MS), wait, signal: ctx.signal })
+    const opts = { timeoutMs: wait ? ctx.timeoutMs : Math.max(ctx.timeoutMs, NO_WAIT_EXPIRY_MS), signal: ctx.signal }
+    const idle = <T>(work: () => Promise<T>) => (ctx.idle ? ctx.idle(work) : work())
+    let cmd: QueuedCommand
+    if (JSON.stringify(payload).length <= BIG_PAYLOAD) {
+      // queued together with every other device's command of this operation, and waited for without a --concurrency slot
+      cmd = await idle(async () => (await gateway()).submit(this.device, kind, payload, { ...opts, wait }))
+    } else {
+      // a big payload (people) is queued within the slot, so --concurrency bounds the memory and work in flight; the wait is idle
+      const gw = await gateway()
+      const queued = await gw.submit(this.device, kind, payload, { ...opts, wait: false })
+      cmd = wait ? await idle(() => gw.wait(queued.id, ctx.signal)) : queued
+    }
     if (!wait) return cmd
     switch (cmd.state) {
       case 'acknowledged':

@@ -1,9 +1,9 @@
 import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { Inventory } from '../store/inventory.js'
-import { ControlClient, ControlServer } from '../gateway/control.js'
-import { Gateway } from '../gateway/gateway.js'
+import { ControlClient, ControlServer, type Hello, type SubmitAnswer, type SubmitItem } from '../gateway/control.js'
+import { Gateway, type Submission } from '../gateway/gateway.js'
 import { loadHandlers } from './gateway-handlers.js'
-import type { DevicePresence, DiscoveredRow, GatewayHandle, GatewaySettings, QueuedCommand } from '../types/gateway.js'
+import { FINAL_STATES, type CommandKind, type DevicePresence, type DiscoveredRow, type GatewayHandle, type GatewaySettings, type QueuedCommand, type SubmitOptions } from '../types/gateway.js'
 
 /**
  * Connects to a running gateway (serve, or another command's temporary listener, which then
@@ -58,14 +58,36 @@ function protocolsInUse(home: string): Set<Protocol> {
 
 function remoteHandle(client: ControlClient): GatewayHandle {
   let mode: 'serve' | 'joined' = 'joined'
-  const ready = client.call<{ mode: string }>('hello').then((h) => { mode = h.mode === 'serve' ? 'serve' : 'joined' })
+  let batches = false
+  const ready = client.call<Hello>('hello').then((h) => {
+    mode = h.mode === 'serve' ? 'serve' : 'joined'
+    batches = h.batch === true
+  })
+  const batcher = new SubmitBatcher<SubmitItem>((commands) => client.call<SubmitAnswer[]>('submit', { commands }))
+  const wait = async (id: number, signal: AbortSignal): Promise<QueuedCommand> => {
+    await raceSignal(ready, signal)
+    if (batches) return raceSignal(client.call<QueuedCommand>('wait', { id }), signal)
+    // a gateway from before batches has no wait: ask how the command is doing until it is final
+    for (;;) {
+      const c = await raceSignal(client.call<QueuedCommand | null>('command', { id }), signal)
+      if (!c) throw new Error(`the gateway has no command ${id}`)
+      if (FINAL_STATES.has(c.state)) return c
+      await raceSignal(new Promise((r) => setTimeout(r, 500)), signal)
+    }
+  }
   return {
     get mode() { return mode },
     async submit(device, kind, payload, opts) {
-      await ready
-      const call = client.call<QueuedCommand>('submit', { device: device.name, kind, payload, timeoutMs: opts.timeoutMs, wait: opts.wait })
-      return raceSignal(call, opts.signal)
+      await raceSignal(ready, opts.signal)
+      if (!batches) {
+        // a gateway from before batches: one call per command, waited for in that call
+        return raceSignal(client.call<QueuedCommand>('submit', { device: device.name, kind, payload, timeoutMs: opts.timeoutMs, wait: opts.wait }), opts.signal)
+      }
+      const queued = await batcher.add({ device: device.name, kind, payload, timeoutMs: opts.timeoutMs }, opts.signal)
+      if (!opts.wait) return queued
+      return wait(queued.id, opts.signal)
     },
+    wait,
     presence: () => client.call<DevicePresence[]>('presence'),
     discovered: () => client.call<DiscoveredRow[]>('discovered'),
     async close() { client.close() },
@@ -73,13 +95,15 @@ function remoteHandle(client: ControlClient): GatewayHandle {
 }
 
 function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
+  const batcher = new SubmitBatcher<Submission>(async (list) => gateway.submitMany(list))
   return {
     mode: 'temporary',
     async submit(device, kind, payload, opts) {
-      const cmd = gateway.submit(device, kind, payload, opts.timeoutMs)
-      if (!opts.wait) return cmd
-      return gateway.waitFor(cmd.id, opts.signal)
+      const queued = await batcher.add({ device, kind, payload, timeoutMs: opts.timeoutMs }, opts.signal)
+      if (!opts.wait) return queued
+      return gateway.waitFor(queued.id, opts.signal)
     },
+    wait: (id, signal) => gateway.waitFor(id, signal),
     presence: async () => gateway.presence(),
     discovered: async () => gateway.discoveredDevices(),
     async close() {
@@ -88,6 +112,48 @@ function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
       await control.stop()
       await gateway.stop()
     },
+  }
+}
+
+/**
+ * Gathers the submits of one turn of the event loop into one batch: an operation on a thousand
+ * devices submits them all at once (each device's own call), and they are queued in one
+ * control-channel request and one store transaction instead of a thousand.
+ */
+class SubmitBatcher<T> {
+  private batch: { item: T; signal: AbortSignal; resolve(c: QueuedCommand): void; reject(e: unknown): void }[] = []
+
+  constructor(private readonly send: (items: T[]) => Promise<SubmitAnswer[]>) {}
+
+  add(item: T, signal: AbortSignal): Promise<QueuedCommand> {
+    if (signal.aborted) return Promise.reject(signal.reason)
+    return new Promise((resolve, reject) => {
+      if (this.batch.length === 0) setImmediate(() => void this.flush())
+      this.batch.push({ item, signal, resolve, reject })
+    })
+  }
+
+  private async flush(): Promise<void> {
+    const all = this.batch
+    this.batch = []
+    // what was aborted while it waited for the batch is not sent at all
+    const batch = all.filter((b) => {
+      if (b.signal.aborted) b.reject(b.signal.reason)
+      return !b.signal.aborted
+    })
+    if (batch.length === 0) return
+    let answers: SubmitAnswer[]
+    try {
+      answers = await this.send(batch.map((b) => b.item))
+    } catch (err) {
+      for (const b of batch) b.reject(err)
+      return
+    }
+    batch.forEach((b, i) => {
+      const a = answers[i]
+      if (a && !('error' in a)) b.resolve(a)
+      else b.reject(new Error(a?.error ?? 'the gateway did not answer for this command'))
+    })
   }
 }
 

@@ -50,38 +50,106 @@ export async function mapPool<T, R>(items: readonly T[], limit: number, worker: 
   return out
 }
 
-/** A context for one device; `overall` makes timeoutMs a deadline for the whole operation (else a per-request budget). */
-export function contextFor(device: DeviceEntry, opts: Pick<RunOptions, 'signal' | 'timeoutMs' | 'wait'>, log: Logger, overall = true): OperationContext & { dispose(): void } {
-  const ac = new AbortController()
-  const onAbort = () => ac.abort(opts.signal.reason)
-  opts.signal.addEventListener('abort', onAbort, { once: true })
+/** At most `limit` holders at once; the others wait in arrival order. */
+export class Slots {
+  private free: number
+  private readonly queue: (() => void)[] = []
+
+  constructor(limit: number) {
+    this.free = Math.max(1, limit)
+  }
+
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => this.queue.push(resolve))
+  }
+
+  give(): void {
+    const next = this.queue.shift()
+    if (next) next()
+    else this.free++
+  }
+}
+
+/**
+ * One device's hold on a slot: given back while the device only waits (`idle`), taken again
+ * after; once the device is done (`end`), a wait that finishes late takes nothing.
+ */
+class Lease {
+  private held = false
+  private ended = false
+
+  constructor(private readonly slots: Slots) {}
+
+  async take(): Promise<void> {
+    await this.slots.take()
+    if (this.ended) this.slots.give()
+    else this.held = true
+  }
+
+  private give(): void {
+    if (!this.held) return
+    this.held = false
+    this.slots.give()
+  }
+
+  async idle<T>(work: () => Promise<T>): Promise<T> {
+    this.give()
+    try {
+      return await work()
+    } finally {
+      if (!this.ended) await this.take()
+    }
+  }
+
+  end(): void {
+    this.ended = true
+    this.give()
+  }
+}
+
+/**
+ * A context for one device; `overall` makes timeoutMs a deadline for the whole operation (else a
+ * per-request budget). The device's signal follows the command's through AbortSignal.any, which
+ * adds no listener to the command's signal: a thousand devices at once raise no listener warning.
+ */
+export function contextFor(device: DeviceEntry, opts: Pick<RunOptions, 'signal' | 'timeoutMs' | 'wait'>, log: Logger, overall = true, lease?: Lease): OperationContext & { dispose(): void } {
+  const deadline = new AbortController()
   const timer = overall && Number.isFinite(opts.timeoutMs)
-    ? setTimeout(() => ac.abort(new TimeoutError(`${device.name}: no answer within ${opts.timeoutMs / 1000}s`, 'raise --timeout, or check that the device is reachable')), opts.timeoutMs)
+    ? setTimeout(() => deadline.abort(new TimeoutError(`${device.name}: no answer within ${opts.timeoutMs / 1000}s`, 'raise --timeout, or check that the device is reachable')), opts.timeoutMs)
     : undefined
   return {
-    signal: ac.signal,
+    signal: AbortSignal.any([opts.signal, deadline.signal]),
     timeoutMs: opts.timeoutMs,
     log,
     wait: opts.wait,
+    idle: lease ? (work) => lease.idle(work) : undefined,
     dispose() {
       if (timer) clearTimeout(timer)
-      opts.signal.removeEventListener('abort', onAbort)
     },
   }
 }
 
 /**
- * Runs one operation on every target with bounded concurrency. A failing, unsupported or
- * timed-out device becomes a result with that status; the other devices carry on.
+ * Runs one operation on every target, at most `concurrency` devices worked on at once — except
+ * while a device only waits on the gateway (push-style devices): every device's command is then
+ * queued at once and all outcomes are awaited together. A failing, unsupported or timed-out
+ * device becomes a result with that status; the other devices carry on.
  */
 export async function runOnTargets(
   devices: readonly DeviceEntry[],
   opts: RunOptions,
   op: (driver: DeviceDriver, ctx: OperationContext, device: DeviceEntry) => Promise<Outcome>,
 ): Promise<TargetResult[]> {
-  return mapPool(devices, opts.concurrency, async (device): Promise<TargetResult> => {
+  const slots = new Slots(opts.concurrency)
+  return Promise.all(devices.map(async (device): Promise<TargetResult> => {
+    const lease = new Lease(slots)
+    await lease.take()
     const base = { device: device.name, protocol: device.protocol }
-    const ctx = contextFor(device, opts, opts.env.log, !opts.perRequest)
+    const ctx = contextFor(device, opts, opts.env.log, !opts.perRequest, lease)
     let driver: DeviceDriver | undefined
     try {
       driver = (await loadDriver(device.protocol)).createDriver(device, opts.env)
@@ -93,8 +161,9 @@ export async function runOnTargets(
     } finally {
       ctx.dispose()
       await driver?.close().catch(() => {})
+      lease.end()
     }
-  })
+  }))
 }
 
 export interface ErrorFields {

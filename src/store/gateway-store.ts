@@ -12,6 +12,15 @@ export interface StoredRecord extends Omit<SpoolRecord, 'photo'> {
   photoPath?: string
 }
 
+/** A command to queue: what it asks of which device, and when it expires (ms since epoch). */
+export interface NewCommand {
+  device: string
+  protocol: Protocol
+  kind: CommandKind
+  payload: Record<string, unknown>
+  expiresAt: number
+}
+
 export interface PresenceRow {
   device: string
   protocol: string
@@ -28,6 +37,9 @@ export interface PresenceRow {
 export class GatewayStore {
   readonly db: Database.Database
   readonly photosDir: string
+  private group?: { committed: Promise<void>; resolve(): void; reject(err: Error): void; after: (() => void)[] }
+  private readonly statements = new Map<string, Database.Statement>()
+  private grouping = false
 
   constructor(home: string, opts: { readonly?: boolean } = {}) {
     const path = join(home, 'gateway.db')
@@ -74,56 +86,136 @@ export class GatewayStore {
     `)
   }
 
+  /** A prepared statement, prepared once: the gateway asks for a device's pending commands on every call of every device. */
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text)
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)))
+    return st
+  }
+
   close(): void {
+    this.commitGroup()
     this.db.close()
+  }
+
+  // ---- group commit ------------------------------------------------------------------------
+
+  /**
+   * Runs `write` in the transaction shared by every grouped write of this turn of the event loop,
+   * committed (one fsync) at its end: a thousand devices answered in the same moment cost one
+   * fsync, not a thousand. Only for writes whose caller waits for `committed()` before telling
+   * anyone (the gateway's HTTP answers do).
+   */
+  grouped<T>(write: () => T): T {
+    if (!this.group) this.openGroup()
+    this.grouping = true
+    try {
+      return write()
+    } finally {
+      this.grouping = false
+    }
+  }
+
+  /** Resolves once every write made so far is committed; rejects if that commit failed. */
+  committed(): Promise<void> {
+    return this.group?.committed ?? Promise.resolve()
+  }
+
+  /** Runs `fn` once the writes made so far are committed (at once when none waits). */
+  afterCommit(fn: () => void): void {
+    if (this.group) this.group.after.push(fn)
+    else fn()
+  }
+
+  private openGroup(): void {
+    this.db.exec('BEGIN IMMEDIATE')
+    let resolve!: () => void
+    let reject!: (err: Error) => void
+    const committed = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    committed.catch(() => {}) // a group nobody waits for must not be an unhandled rejection
+    this.group = { committed, resolve, reject, after: [] }
+    setImmediate(() => this.commitGroup())
+  }
+
+  /** Commits the open group now (its waiters are answered; what runs after it runs). */
+  commitGroup(): void {
+    const g = this.group
+    if (!g) return
+    this.group = undefined
+    try {
+      this.db.exec('COMMIT')
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK')
+      g.reject(err as Error)
+      return
+    }
+    g.resolve()
+    for (const fn of g.after) fn()
+  }
+
+  /** Every other write commits on its own, after the open group: on disk in the order of the calls. */
+  private write<T>(fn: () => T): T {
+    if (this.group && !this.grouping) this.commitGroup()
+    return fn()
   }
 
   // ---- command queue --------------------------------------------------------------------
 
-  enqueue(c: { device: string; protocol: Protocol; kind: CommandKind; payload: Record<string, unknown>; expiresAt: number }): QueuedCommand {
+  enqueue(c: NewCommand): QueuedCommand {
+    return this.enqueueMany([c])[0]
+  }
+
+  /** Queues many commands in one transaction (one fsync for a whole fleet operation), in order. */
+  enqueueMany(list: readonly NewCommand[]): QueuedCommand[] {
     const now = Date.now()
-    const info = this.db
-      .prepare('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt)
-    return this.command(Number(info.lastInsertRowid))!
+    const insert = this.sql('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    return this.write(this.db.transaction(() =>
+      list.map((c): QueuedCommand => {
+        const info = insert.run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt)
+        return { id: Number(info.lastInsertRowid), device: c.device, protocol: c.protocol, kind: c.kind, payload: c.payload, state: 'queued', createdAt: now, expiresAt: c.expiresAt }
+      }),
+    ))
   }
 
   command(id: number): QueuedCommand | undefined {
-    const row = this.db.prepare('SELECT * FROM commands WHERE id = ?').get(id) as Row | undefined
+    const row = this.sql('SELECT * FROM commands WHERE id = ?').get(id) as Row | undefined
     return row ? toCommand(row) : undefined
   }
 
   /** Queued or delivered-but-unfinished commands for a device, oldest first. */
   pending(device: string): QueuedCommand[] {
-    return (this.db.prepare("SELECT * FROM commands WHERE device = ? AND state IN ('queued', 'delivered') ORDER BY id").all(device) as Row[]).map(toCommand)
+    return (this.sql("SELECT * FROM commands WHERE device = ? AND state IN ('queued', 'delivered') ORDER BY id").all(device) as Row[]).map(toCommand)
   }
 
   /** Devices with pending commands (for delivery without polling every device). */
   devicesWithPending(): string[] {
-    return (this.db.prepare("SELECT DISTINCT device FROM commands WHERE state IN ('queued', 'delivered')").all() as Row[]).map((r) => String(r.device))
+    return (this.sql("SELECT DISTINCT device FROM commands WHERE state IN ('queued', 'delivered')").all() as Row[]).map((r) => String(r.device))
   }
 
   delivered(id: number): void {
-    this.db.prepare("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id)
+    this.write(() => this.sql("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id))
   }
 
   progress(id: number, result: CommandResult): void {
-    this.db.prepare("UPDATE commands SET result = ? WHERE id = ? AND state IN ('queued', 'delivered')").run(JSON.stringify(result), id)
+    this.write(() => this.sql("UPDATE commands SET result = ? WHERE id = ? AND state IN ('queued', 'delivered')").run(JSON.stringify(result), id))
   }
 
   finish(id: number, state: Exclude<CommandState, 'queued' | 'delivered'>, result: CommandResult | undefined): boolean {
-    const info = this.db
+    const info = this.write(() => this.db
       .prepare("UPDATE commands SET state = ?, result = COALESCE(?, result), finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
-      .run(state, result === undefined ? null : JSON.stringify(result), Date.now(), id)
+      .run(state, result === undefined ? null : JSON.stringify(result), Date.now(), id))
     return info.changes > 0
   }
 
   /** Expire what is past its deadline; returns the ids expired. */
   expire(now = Date.now()): number[] {
-    const rows = this.db.prepare("SELECT id FROM commands WHERE state IN ('queued', 'delivered') AND expires_at <= ?").all(now) as Row[]
+    const rows = this.sql("SELECT id FROM commands WHERE state IN ('queued', 'delivered') AND expires_at <= ?").all(now) as Row[]
     const ids = rows.map((r) => Number(r.id))
-    const stmt = this.db.prepare("UPDATE commands SET state = 'expired', finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
-    this.db.transaction(() => { for (const id of ids) stmt.run(now, id) })()
+    const stmt = this.sql("UPDATE commands SET state = 'expired', finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
+    this.write(this.db.transaction(() => { for (const id of ids) stmt.run(now, id) }))
     return ids
   }
 
@@ -131,7 +223,11 @@ export class GatewayStore {
 
   /** Stores a record once per (device, recordId); the photo file is written and fsynced first. */
   spool(r: SpoolRecord): boolean {
-    const exists = this.db.prepare('SELECT 1 FROM records WHERE device = ? AND record_id = ?').get(r.device, r.recordId)
+    return this.write(() => this.spoolNow(r))
+  }
+
+  private spoolNow(r: SpoolRecord): boolean {
+    const exists = this.sql('SELECT 1 FROM records WHERE device = ? AND record_id = ?').get(r.device, r.recordId)
     if (exists) return false
     let photoPath: string | null = null
     if (r.photo && r.photo.length > 0) {
@@ -173,33 +269,34 @@ export class GatewayStore {
   // ---- per-device protocol state -----------------------------------------------------------
 
   getState(device: string, key: string): unknown {
-    const row = this.db.prepare('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key) as Row | undefined
+    const row = this.sql('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key) as Row | undefined
     return row ? JSON.parse(String(row.value)) : undefined
   }
 
   setState(device: string, key: string, value: unknown): void {
-    if (value === undefined) this.db.prepare('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
-    else this.db.prepare('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value))
+    this.write(() => value === undefined
+      ? this.sql('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
+      : this.sql('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value)))
   }
 
   // ---- presence ----------------------------------------------------------------------------
 
   savePresence(rows: PresenceRow[]): void {
-    const stmt = this.db.prepare('INSERT INTO presence (device, protocol, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET protocol = excluded.protocol, last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
-    this.db.transaction(() => { for (const r of rows) stmt.run(r.device, r.protocol, r.lastSeen, r.address, JSON.stringify(r.info)) })()
+    const stmt = this.sql('INSERT INTO presence (device, protocol, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET protocol = excluded.protocol, last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
+    this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.device, r.protocol, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
   presence(): PresenceRow[] {
-    return (this.db.prepare('SELECT * FROM presence').all() as Row[]).map((r) => ({ device: String(r.device), protocol: String(r.protocol), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
+    return (this.sql('SELECT * FROM presence').all() as Row[]).map((r) => ({ device: String(r.device), protocol: String(r.protocol), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
   }
 
   saveDiscovered(rows: DiscoveredRow[]): void {
-    const stmt = this.db.prepare('INSERT INTO discovered (protocol, identity, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(protocol, identity) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
-    this.db.transaction(() => { for (const r of rows) stmt.run(r.protocol, r.identity, r.lastSeen, r.address, JSON.stringify(r.info)) })()
+    const stmt = this.sql('INSERT INTO discovered (protocol, identity, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(protocol, identity) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
+    this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.protocol, r.identity, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
   discovered(): DiscoveredRow[] {
-    return (this.db.prepare('SELECT * FROM discovered ORDER BY last_seen DESC').all() as Row[]).map((r) => ({ protocol: String(r.protocol), identity: String(r.identity), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
+    return (this.sql('SELECT * FROM discovered ORDER BY last_seen DESC').all() as Row[]).map((r) => ({ protocol: String(r.protocol), identity: String(r.identity), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
   }
 }
 

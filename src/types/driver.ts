@@ -60,6 +60,12 @@ export interface OperationContext {
   log: Logger
   /** false = --no-wait: push-style commands return `queued` once queued. */
   wait?: boolean
+  /**
+   * Runs `work` — waiting on something outside this process (a push-style device calling the
+   * gateway) — without holding one of --concurrency's slots: the limit bounds direct requests and
+   * CPU work, not idle waiting. Absent: just runs it.
+   */
+  idle?<T>(work: () => Promise<T>): Promise<T>
 }
 
 /** A person as the CSV columns of CLI.md describe one. */

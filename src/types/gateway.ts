@@ -141,9 +141,11 @@ export interface ProtocolHandler {
   websockets?(ctx: GatewayContext): WebSocketRoute[]
   /** Command kinds this protocol can carry out. */
   readonly kinds: ReadonlySet<CommandKind>
-  /** Optional per-protocol start/stop (UDP sockets on settings.udpPort, MQTT, ...); may return ports it bound for the ready line. */
-  start?(ctx: GatewayContext): Promise<void | Record<string, number | string>>
+  /** Optional per-protocol start/stop (UDP sockets on settings.udpPort, MQTT, ...); may return ports it bound (and such facts) for the ready line. */
+  start?(ctx: GatewayContext): Promise<void | Record<string, number | string | boolean>>
   stop?(): Promise<void>
+  /** What the ready line must warn about once started (e.g. an MQTT broker without shared subscriptions). */
+  warnings?(): string[]
 }
 
 export interface GatewaySettings {
@@ -181,6 +183,8 @@ export interface SubmitOptions {
 export interface GatewayHandle {
   readonly mode: 'serve' | 'temporary' | 'joined'
   submit(device: DeviceEntry, kind: CommandKind, payload: Record<string, unknown>, opts: SubmitOptions): Promise<QueuedCommand>
+  /** The command once final (acknowledged, failed or expired), or `signal`'s reason. */
+  wait(id: number, signal: AbortSignal): Promise<QueuedCommand>
   presence(): Promise<DevicePresence[]>
   discovered(): Promise<DiscoveredRow[]>
   close(): Promise<void>

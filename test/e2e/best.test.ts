@@ -8,7 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { parse } from 'csv-parse/sync'
+import { Aedes } from 'aedes'
 import { connect } from 'mqtt'
+import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { bestPasswordDigest, bestSign, createBestSimulator, makeJpeg, type BestSimulator } from '../../src/simulators/best/index.js'
@@ -189,7 +191,8 @@ function serveOps(o: { transport: 'ws' | 'mqtt'; sn: string; mqttUrl?: () => str
     env = await setup({ transport: o.transport, sn: o.sn, mqttUrl: o.mqttUrl?.() })
     serve = startDoorctl(['serve', ...env.listen, '--json'], { home: env.home.path })
     await until(() => serve.out.stdout.includes('"ok":true'), 20_000, 'serve to start')
-    expect(JSON.parse(serve.out.stdout.split('\n')[0]).mqtt_url).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/)
+    // the embedded broker and mosquitto both route shared subscriptions: nothing to warn about
+    expect(JSON.parse(serve.out.stdout.split('\n')[0])).toMatchObject({ mqtt_url: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:\d+$/), mqtt_shared_subscriptions: true, warnings: [] })
     await env.sim.start()
   })
   afterAll(async () => {
@@ -318,5 +321,56 @@ describe.skipIf(!hasMosquitto)('best-m through Debian\'s mosquitto (--mqtt-url)'
     beforeAll(async () => { env = await setup({ transport: 'mqtt', sn: 'BESTQ0002', mqttUrl }) })
     afterAll(async () => env.close())
     operations(() => env, (args) => env.run(args))
+  })
+})
+
+describe('best-m through a broker without shared subscriptions (a plain aedes broker, --mqtt-url)', () => {
+  let url = ''
+  let closeBroker: () => Promise<void>
+  beforeAll(async () => {
+    const broker = await Aedes.createBroker()
+    const server = createServer((s) => broker.handle(s))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`
+    closeBroker = async () => {
+      server.close()
+      await new Promise<void>((r) => broker.close(() => r()))
+    }
+  })
+  afterAll(async () => closeBroker())
+
+  it('serve says so in its ready line (human and --json), falls back to plain subscriptions, and a best-m device is served', async () => {
+    const env = await setup({ transport: 'mqtt', sn: 'BESTA0001', mqttUrl: url })
+    try {
+      const human = startDoorctl(['serve', ...env.listen], { home: env.home.path })
+      await until(() => human.out.stdout.includes('listening'), 20_000, 'the human ready line')
+      human.child.kill('SIGTERM')
+      expect(await human.exited).toBe(0)
+      const line = human.out.stdout.split('\n')[0]
+      expect(line).toContain('mqtt_shared_subscriptions false')
+      expect(line).toMatch(/Warning: the MQTT broker mqtt:\/\/127\.0\.0\.1:\d+ does not route shared subscriptions .* only one gateway may use this broker/)
+
+      const serve = startDoorctl(['serve', ...env.listen, '--json'], { home: env.home.path })
+      try {
+        await until(() => serve.out.stdout.includes('"ok":true'), 20_000, 'serve to start')
+        const ready = JSON.parse(serve.out.stdout.split('\n')[0])
+        expect(ready).toMatchObject({ mqtt_url: url, mqtt_shared_subscriptions: false })
+        expect(ready.warnings).toHaveLength(1)
+        expect(ready.warnings[0]).toContain('only one gateway may use this broker')
+        expect(serve.out.stderr).toContain('does not route shared subscriptions')
+        await env.sim.start()
+        const reboot = await doorctl(['device', 'reboot', 'door-1', '--json', '--timeout', '20s'], { home: env.home.path })
+        ok(reboot)
+        const sync = await doorctl(['device', 'sync-time', 'door-1', '--json', '--timeout', '20s'], { home: env.home.path })
+        ok(sync)
+        expect(env.sim.events.reboots).toBe(1)
+        expect(env.sim.events.timeSyncs).toHaveLength(1)
+      } finally {
+        serve.child.kill('SIGTERM')
+        await serve.exited
+      }
+    } finally {
+      await env.close()
+    }
   })
 })

@@ -216,6 +216,11 @@ class Harness {
   }
 }
 
+/** How many times the gateway sent a device command (its debug log line per send). */
+function sent(h: Harness, funcId: string): number {
+  return h.debugs.filter((l) => l.startsWith('best command sent') && JSON.parse(l.slice(l.indexOf('{'))).funcId === funcId).length
+}
+
 let hs: Harness[] = []
 async function harness(opts: BestOptions = {}, settings: Json = {}, devices?: DeviceEntry[]) {
   const h = new Harness()
@@ -643,6 +648,45 @@ describe('best-m over the embedded broker', () => {
     const again = await d.command('cmd.option.set', 2)
     d.respond(again)
     expect((await h.final(c.id)).state).toBe('acknowledged')
+  })
+
+  it('a time sync the device took while logging in again is not sent again, whether it asks for the time before or after its login', async () => {
+    for (const askFirst of [true, false]) {
+      const h = await harness()
+      const d = await h.mqtt()
+      await d.login()
+      await d.report()
+      const c = h.submit('syncTime', { epochMs: Date.UTC(2030, 0, 1), utcOffsetMinutes: 60 })
+      const sc = await d.command('cmd.system.sync.time')
+      // the device took the command and logs in again meanwhile (back from a reboot, say): the login is
+      // driven explicitly on either side of its time request, the two orders a real device may take
+      if (askFirst) await d.request('dev.system.sync.time', undefined)
+      expect((await d.login()).code).toBe('00000000')
+      await d.report()
+      if (!askFirst) expect((await d.request('dev.system.sync.time', undefined)).payload.results.time).toMatch(/^2030-01-01T01:00:0\d\+01:00$/)
+      d.respond(sc)
+      expect(await h.final(c.id), `askFirst=${askFirst}`).toMatchObject({ state: 'acknowledged', result: { message: expect.stringMatching(/^time set to 2030-01-01T01:00:0\d\+01:00/) } })
+      expect(sent(h, 'cmd.system.sync.time'), `askFirst=${askFirst}`).toBe(1)
+      expect(d.commands('cmd.system.sync.time')).toHaveLength(1)
+    }
+  })
+
+  it('a time sync that never reached the device is sent again once it has logged in again and does not ask for the time', async () => {
+    const h = await harness()
+    const d = await h.mqtt()
+    await d.login()
+    await d.report()
+    const c = h.submit('syncTime', { epochMs: Date.UTC(2030, 0, 1), utcOffsetMinutes: 0 })
+    const first = await d.command('cmd.system.sync.time')
+    // the device neither asks nor answers: it did not take it
+    await d.login()
+    await d.report()
+    const again = await d.command('cmd.system.sync.time', 2)
+    expect(again.payload.params.cmdId).not.toBe(first.payload.params.cmdId)
+    await d.request('dev.system.sync.time', undefined)
+    d.respond(again)
+    expect((await h.final(c.id)).state).toBe('acknowledged')
+    expect(sent(h, 'cmd.system.sync.time')).toBe(2)
   })
 
   it('the embedded broker port in use: best-m is off with a warning, the gateway still serves', async () => {

@@ -3,10 +3,14 @@
  * the broker named by --mqtt-url, or on an embedded aedes broker started on --bind:--mqtt-port.
  *
  * aedes has no MQTT shared subscriptions, which the best gateway uses so that each device message
- * is handled by exactly one of several gateways on one broker (see gateway.ts). The embedded
+ * is handled by exactly one of several gateways on one broker (see relay.ts). The embedded
  * broker adds them: `$share/{group}/{filter}` subscribes to the filter, and each message that
  * matches is forwarded to one connected member of the group, round robin (as mosquitto does).
+ * A broker of --mqtt-url is asked whether it routes them (a probe message through a `$share`
+ * subscription of this gateway's own); one that does not gets plain subscriptions instead, with
+ * a warning that only one gateway may use it.
  */
+import { randomBytes } from 'node:crypto'
 import type { Server, Socket } from 'node:net'
 import type { IPublishPacket, MqttClient } from 'mqtt'
 import type { GatewaySettings } from '../../types/gateway.js'
@@ -17,7 +21,11 @@ export interface BrokerLink {
   /** The URL devices are given (getBrokerServer, type best-m); `host` replaces an unspecified bind address. */
   deviceUrl(host?: string): string
   /** For the ready line. */
-  readonly bound: Record<string, string | number>
+  readonly bound: Record<string, string | number | boolean>
+  /** Whether `$share/…` subscriptions are routed: always by the embedded broker; probed on a broker of --mqtt-url (undefined until it answered). */
+  readonly sharedSubscriptions: boolean | undefined
+  /** What the ready line must say about the broker (plain subscriptions instead of shared ones). */
+  readonly warnings: readonly string[]
   close(): Promise<void>
 }
 
@@ -31,7 +39,11 @@ export interface BrokerOptions {
   onMessage(topic: string, payload: Buffer): void
   /** How long start-up waits for the first connection before going on (the client keeps trying). */
   connectWaitMs?: number
+  /** How long the probe of a --mqtt-url broker waits for its message before taking shared subscriptions as not routed. */
+  sharedProbeMs?: number
 }
+
+const SHARED = /^\$share\/[^/+#]+\/(.+)$/
 
 export class BrokerUnavailable extends Error {}
 
@@ -193,14 +205,58 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
     connectTimeout: 10_000,
     keepalive: 30,
   })
+  // shared subscriptions: the embedded broker routes them; a broker of --mqtt-url is probed once
+  let shared: boolean | undefined = embedded ? true : undefined
+  const warnings: string[] = []
+  const probeTopic = `doorctl/probe/${opts.clientId}`
+  let probeHeard: (payload: string) => void = () => {}
+  let probing = false
+  const filters = () => opts.subscriptions.map((f) => (shared === false ? f.replace(SHARED, '$1') : f))
+
   client.handleMessage = (packet: IPublishPacket, done) => {
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+    if (packet.topic === probeTopic) {
+      probeHeard(payload.toString('utf8'))
+      return done()
+    }
     try {
-      opts.onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
+      opts.onMessage(packet.topic, payload)
     } catch (err) {
       log.warn('best mqtt message handling failed', { topic: packet.topic, error: String(err) })
     }
     done()
   }
+
+  /** Publishes a probe through a `$share` subscription only this client has: a broker that routes shared subscriptions hands it back. */
+  async function probeShared(): Promise<boolean> {
+    const filter = `$share/doorctl-probe/${probeTopic}`
+    try {
+      const granted = await client.subscribeAsync(filter, { qos: 1 })
+      if (granted.some((g) => g.qos === 128)) return false
+      const nonce = randomBytes(8).toString('hex')
+      const heard = new Promise<boolean>((resolve) => {
+        probeHeard = (p) => { if (p === nonce) resolve(true) }
+        setTimeout(() => resolve(false), opts.sharedProbeMs ?? 3000).unref()
+      })
+      await client.publishAsync(probeTopic, nonce, { qos: 1 })
+      return await heard
+    } finally {
+      probeHeard = () => {}
+      client.unsubscribe(filter)
+    }
+  }
+
+  /** No shared subscriptions: the same filters, plain; correct for one gateway on this broker only. */
+  async function subscribePlain(): Promise<void> {
+    const sharedOnes = opts.subscriptions.filter((f) => SHARED.test(f))
+    const plain = sharedOnes.map((f) => f.replace(SHARED, '$1'))
+    await client.unsubscribeAsync(sharedOnes)
+    await client.subscribeAsync(plain, { qos: 1 })
+    const text = `the MQTT broker ${redactUrl(clientUrl)} does not route shared subscriptions ($share/…): subscribed to ${plain.join(', ')} instead, so only one gateway may use this broker (with two, both would handle every device message)`
+    warnings.push(text)
+    log.warn(text)
+  }
+
   let warned = false
   let subscribed: () => void = () => {}
   const ready = new Promise<void>((resolve) => (subscribed = resolve))
@@ -211,10 +267,21 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
   client.on('connect', () => {
     warned = false
     const subs: Record<string, { qos: 1 }> = {}
-    for (const topic of opts.subscriptions) subs[topic] = { qos: 1 }
+    for (const topic of filters()) subs[topic] = { qos: 1 }
     client.subscribe(subs, (err) => {
       if (err) log.warn('best mqtt subscribe failed', { error: err.message })
-      subscribed()
+      if (shared !== undefined || probing) return subscribed()
+      probing = true
+      probeShared()
+        .then(async (ok) => {
+          shared = ok
+          if (!ok) await subscribePlain()
+        })
+        .catch((e: Error) => log.warn('best mqtt shared-subscription probe failed (probed again on the next connection)', { error: e.message }))
+        .finally(() => {
+          probing = false
+          subscribed()
+        })
     })
   })
   await new Promise<void>((resolve) => {
@@ -231,7 +298,13 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
   const shownUrl = embedded ? `mqtt://${bracket(settings.bind)}:${embedded.port}` : redactUrl(clientUrl)
   return {
     client,
-    bound: { mqtt_url: shownUrl },
+    get bound() {
+      return { mqtt_url: shownUrl, ...(shared !== undefined ? { mqtt_shared_subscriptions: shared } : {}) }
+    },
+    get sharedSubscriptions() {
+      return shared
+    },
+    warnings,
     deviceUrl(host?: string): string {
       if (!embedded) return redactUrl(clientUrl)
       const h = isUnspecified(settings.bind) ? (host && host !== '' ? host : '127.0.0.1') : settings.bind
