@@ -1,16 +1,24 @@
 /**
- * A throw-away PostgreSQL cluster for tests: Debian's postgresql 15 (`initdb` + `pg_ctl`) in a
+ * A throw-away PostgreSQL cluster for tests: Debian's postgresql (`initdb` + `pg_ctl`) in a
  * temp dir, on a random loopback port, without fsync. PostgreSQL refuses to run as root, so
  * under root (here and in CI) the cluster is owned and run by the `postgres` user.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { freePort } from './helpers.js'
 
-export const PG_BIN = process.env.DOORCTL_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin'
+/** Debian's server binaries (postgresql 15 on bookworm; the newest installed major version wins). */
+export const PG_BIN = process.env.DOORCTL_TEST_PG_BIN ?? debianPgBin()
+
+function debianPgBin(): string {
+  const root = '/usr/lib/postgresql'
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v) && existsSync(join(root, v, 'bin', 'initdb'))) : []
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0] ?? '15'
+  return join(root, newest, 'bin')
+}
 
 /** Why the PostgreSQL tests cannot run on this machine, or undefined when they can. */
 export function pgMissing(): string | undefined {

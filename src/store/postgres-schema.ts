@@ -4,7 +4,7 @@ import { UsageError } from '../core/errors.js'
 /**
  * The PostgreSQL schema, versioned in its own `meta` table; every table lives in one schema
  * (default `doorctl`, `?schema=NAME` in the URL) so a database can be shared. Each entry upgrades
- * the version before it; all pending ones run in one transaction under an advisory lock, so
+ * the version before it; all pending ones run in one transaction while holding an advisory lock, so
  * gateways starting together migrate once and a failed migration leaves nothing half-written.
  */
 const MIGRATIONS: readonly ((s: string) => string)[] = [
@@ -73,9 +73,11 @@ export async function postgresSchemaVersion(db: pg.ClientBase | pg.Pool, s: stri
 export async function migratePostgres(pool: pg.Pool, schema: string, s: string, where: string): Promise<void> {
   if ((await postgresSchemaVersion(pool, s)) === POSTGRES_SCHEMA_VERSION) return
   const client = await pool.connect()
+  const lock = [`doorctl-schema:${schema}`]
+  // locked before the transaction begins, so it sees what an opener that held the lock committed
+  await client.query('SELECT pg_advisory_lock(hashtext($1))', lock)
   try {
     await client.query('BEGIN')
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`doorctl-schema:${schema}`])
     const from = await postgresSchemaVersion(client, s)
     if (from === 0) {
       const foreign = await client.query('SELECT 1 FROM information_schema.tables WHERE table_schema = $1 LIMIT 1', [schema])
@@ -94,6 +96,7 @@ export async function migratePostgres(pool: pg.Pool, schema: string, s: string, 
     await client.query('ROLLBACK').catch(() => {})
     throw err
   } finally {
+    await client.query('SELECT pg_advisory_unlock(hashtext($1))', lock).catch(() => {})
     client.release()
   }
 }

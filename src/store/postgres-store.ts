@@ -97,8 +97,11 @@ export class PostgresStore implements Store {
       idleTimeoutMillis: 30_000,
       types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
     })
-    // an idle connection broken by a restarting server must not bring the process down
-    pool.on('error', (err) => opts.log?.warn('store connection lost', { store: description, error: err.message }))
+    // a connection broken by a restarting server must not bring the process down, idle (pool
+    // 'error') or checked out (its own 'error', e.g. between two statements of a transaction)
+    const lost = (err: Error) => opts.log?.warn('store connection lost', { store: description, error: err.message })
+    pool.on('error', lost)
+    pool.on('connect', (client) => client.on('error', lost))
     try {
       await migratePostgres(pool, schema, pg.escapeIdentifier(schema), description)
     } catch (err) {
