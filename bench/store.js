@@ -1,0 +1,211 @@
+// Store primitives, measured in this process (wired into bench/run.js as `store`).
+//
+// Floor: gateway.db driven the way doorctl did before the store interface (every statement
+// prepared on each call, photos written in place) on the same schema, WAL and synchronous=FULL.
+// Against it, interleaved: GatewayStore (the embedded store's synchronous core, statements prepared
+// once), SqliteStore (the async Store interface over it) and, when Debian's postgresql is
+// installed, PostgresStore on a throw-away cluster with PostgreSQL's durable defaults (fsync on).
+import Database from 'better-sqlite3'
+import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { pgMissing, startPostgres } from '../scripts/pg-cluster.js'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const dist = (p) => import(join(ROOT, 'dist', 'src', p))
+const PHOTO = readFileSync(join(ROOT, 'test', 'fixtures', 'face.jpg'))
+/** The embedded store must not get slower than this (ops/s ratio to the floor, each operation). */
+export const STORE_TARGET_RATIO = 0.95
+
+const record = (i) => ({
+  device: `d${i % 50}`, recordId: `r${i}`, time: 1_700_000_000_000 + i, userId: `u${i % 300}`, name: 'Ann', type: 'employee',
+  result: 'granted', direction: 'in', method: 'face', extras: { temp: 36.5 }, photo: i % 10 === 0 ? PHOTO : undefined,
+})
+const command = (i) => ({ device: `d${i % 50}`, protocol: 'httpv2', kind: i % 2 ? 'syncTime' : 'open', payload: { i }, expiresAt: Date.now() + 3_600_000 })
+
+/** Before the store: the same SQL, prepared per call, as src/gateway/store.ts had it. */
+class Floor {
+  constructor(home) {
+    this.photosDir = join(home, 'spool-photos')
+    this.db = new Database(join(home, 'gateway.db'), { timeout: 10_000 })
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = FULL')
+  }
+  enqueue(c) {
+    const info = this.db.prepare('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', Date.now(), c.expiresAt)
+    return this.db.prepare('SELECT * FROM commands WHERE id = ?').get(Number(info.lastInsertRowid))
+  }
+  pending(device) {
+    return this.db.prepare("SELECT * FROM commands WHERE device = ? AND state IN ('queued', 'delivered') ORDER BY id").all(device).map((r) => ({ ...r, payload: JSON.parse(r.payload) }))
+  }
+  delivered(id) {
+    this.db.prepare("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id)
+  }
+  finish(id, state, result) {
+    return this.db.prepare("UPDATE commands SET state = ?, result = COALESCE(?, result), finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
+      .run(state, JSON.stringify(result), Date.now(), id).changes > 0
+  }
+  spool(r) {
+    if (this.db.prepare('SELECT 1 FROM records WHERE device = ? AND record_id = ?').get(r.device, r.recordId)) return false
+    let photoPath = null
+    if (r.photo) {
+      const dir = join(this.photosDir, r.device)
+      mkdirSync(dir, { recursive: true })
+      photoPath = join(dir, `${r.recordId}.jpg`)
+      const fd = openSync(photoPath, 'w', 0o644)
+      try { writeFileSync(fd, r.photo); fsyncSync(fd) } finally { closeSync(fd) }
+      const dfd = openSync(dir, 'r')
+      fsyncSync(dfd)
+      closeSync(dfd)
+    }
+    const { photo: _p, ...rest } = r
+    return this.db.prepare('INSERT OR IGNORE INTO records (device, record_id, time, data, photo_path, received_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(r.device, r.recordId, r.time, JSON.stringify(rest), photoPath, Date.now()).changes > 0
+  }
+  getState(device, key) {
+    const row = this.db.prepare('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key)
+    return row ? JSON.parse(row.value) : undefined
+  }
+  setState(device, key, value) {
+    this.db.prepare('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value))
+  }
+  close() { this.db.close() }
+}
+
+/** The four workloads, each as async steps so one harness times every variant. */
+function workloads(n) {
+  return {
+    spool: { ops: n, run: (v) => v.spool },
+    queue: { ops: n, run: (v) => v.cycle },
+    pending: { ops: n * 10, run: (v) => v.pending },
+    state: { ops: n * 2, run: (v) => v.state },
+  }
+}
+
+async function timeIt(ops, step) {
+  const t = process.hrtime.bigint()
+  for (let i = 0; i < ops; i++) await step(i)
+  return ops / (Number(process.hrtime.bigint() - t) / 1e9)
+}
+
+/** Each variant: open on a fresh location, the four steps, close. */
+const VARIANTS = {
+  floor: async (home) => {
+    const { GatewayStore } = await dist('gateway/store.js')
+    new GatewayStore(home).close() // the same schema for everyone
+    const f = new Floor(home)
+    return {
+      spool: (i) => f.spool(record(i)),
+      cycle: (i) => { const c = f.enqueue(command(i)); f.delivered(c.id); f.finish(c.id, 'acknowledged', { message: 'ok' }) },
+      pending: (i) => f.pending(`p${i % 50}`),
+      state: (i) => (i % 2 ? f.getState(`d${i % 50}`, 'faces') : f.setState(`d${i % 50}`, 'faces', ['p1', 'p2', i])),
+      seed: () => { for (let i = 0; i < 50; i++) f.enqueue({ ...command(i), device: `p${i}` }) },
+      close: async () => f.close(),
+    }
+  },
+  core: async (home) => {
+    const { GatewayStore } = await dist('gateway/store.js')
+    const { SqliteGateways } = await dist('store/sqlite-gateways.js')
+    const s = new GatewayStore(home)
+    const g = new SqliteGateways(s).register({ host: 'bench', pid: process.pid, ports: {}, leaseMs: 3_600_000 })
+    return {
+      spool: (i) => s.spool(record(i)),
+      cycle: (i) => { const c = s.enqueue(command(i)); s.claim(c.device, g.id, { id: c.id }); s.finish(c.id, 'acknowledged', { message: 'ok' }) },
+      pending: (i) => s.pending(`p${i % 50}`),
+      state: (i) => (i % 2 ? s.getState(`d${i % 50}`, 'faces') : s.setState(`d${i % 50}`, 'faces', ['p1', 'p2', i])),
+      seed: () => { for (let i = 0; i < 50; i++) s.enqueue({ ...command(i), device: `p${i}` }) },
+      close: async () => s.close(),
+    }
+  },
+  sqliteStore: async (home) => {
+    const { SqliteStore } = await dist('store/sqlite-store.js')
+    return storeSteps(new SqliteStore(home))
+  },
+}
+
+async function storeSteps(store) {
+  const g = await store.gateways.register({ host: 'bench', pid: process.pid, ports: {}, leaseMs: 3_600_000 })
+  return {
+    spool: (i) => store.records.add([record(i)]),
+    cycle: async (i) => {
+      const [c] = await store.commands.enqueue([command(i)])
+      await store.commands.claim(c.device, g.id, { id: c.id })
+      await store.commands.finish(c.id, 'acknowledged', { message: 'ok' })
+    },
+    pending: (i) => store.commands.pending(`p${i % 50}`),
+    state: (i) => (i % 2 ? store.state.get(`d${i % 50}`, 'faces') : store.state.set(`d${i % 50}`, 'faces', ['p1', 'p2', i])),
+    seed: () => store.commands.enqueue(Array.from({ length: 50 }, (_, i) => ({ ...command(i), device: `p${i}` }))),
+    close: () => store.close(),
+  }
+}
+
+async function measure(open, n) {
+  const home = mkdtempSync(join(os.tmpdir(), 'doorctl-bench-store-'))
+  try {
+    const v = await open(home)
+    await v.seed()
+    const out = {}
+    for (const [name, w] of Object.entries(workloads(n))) out[name] = await timeIt(w.ops, w.run(v))
+    await v.close()
+    return out
+  } finally {
+    rmSync(home, { recursive: true, force: true })
+  }
+}
+
+export async function benchStore({ ops, rounds = 2, log = () => {} }) {
+  const runs = []
+  for (let round = 1; round <= rounds; round++) {
+    // alternate the order so no variant always runs on a warmer or busier machine
+    const order = round % 2 ? ['floor', 'core', 'sqliteStore'] : ['sqliteStore', 'core', 'floor']
+    for (const name of order) {
+      log(`store: ${name} round ${round}`)
+      runs.push({ variant: name, round, opsPerSec: await measure(VARIANTS[name], ops) })
+    }
+  }
+  let postgres
+  const missing = pgMissing()
+  if (missing) {
+    postgres = { skipped: missing }
+  } else {
+    const server = await startPostgres({ durable: true })
+    try {
+      const { PostgresStore } = await dist('store/postgres-store.js')
+      let k = 0
+      for (let round = 1; round <= rounds; round++) {
+        log(`store: postgres round ${round}`)
+        runs.push({ variant: 'postgres', round, opsPerSec: await measure(async () => storeSteps(await PostgresStore.open({ url: server.url(`bench${k++}`) })), ops) })
+      }
+    } finally {
+      server.destroy()
+    }
+  }
+  const best = {}
+  for (const r of runs) {
+    best[r.variant] ??= {}
+    for (const [w, v] of Object.entries(r.opsPerSec)) best[r.variant][w] = Math.max(best[r.variant][w] ?? 0, v)
+  }
+  return { ops, rounds, runs, best, postgres }
+}
+
+export function renderStore(e, { stamp, table, f0, f2, verdict }) {
+  const r = e.result
+  const names = { floor: 'floor: before the store (statements prepared per call)', core: 'GatewayStore (embedded core, sync)', sqliteStore: 'SqliteStore (Store interface, async)', postgres: 'PostgresStore (pg, durable defaults)' }
+  const loads = ['spool', 'queue', 'pending', 'state']
+  const variants = Object.keys(r.best)
+  const rows = variants.map((v) => [names[v], ...loads.map((w) => `${f0(r.best[v][w])}${v === 'floor' ? '' : ` (${f2(r.best[v][w] / r.best.floor[w])})`}`)])
+  const checks = ['core', 'sqliteStore'].flatMap((v) => loads.map((w) => {
+    const ratio = r.best[v][w] / r.best.floor[w]
+    return [`${names[v]}: ${w}`, f2(ratio), `≥ ${STORE_TARGET_RATIO}`, verdict(ratio >= STORE_TARGET_RATIO)]
+  }))
+  return [
+    '## 9. store',
+    stamp(e),
+    `Operations per second, best of ${r.rounds} rounds (ratio to the floor in brackets), in one process, each variant on a fresh DOORCTL_HOME or schema: **spool** ${f0(r.ops)} records added one per transaction (every tenth with a ${PHOTO.length}-byte photo); **queue** ${f0(r.ops)} cycles of enqueue one + claim (the floor: mark delivered) + finish; **pending** ${f0(r.ops * 10)} reads of a device's pending commands; **state** ${f0(r.ops * 2)} per-device state operations, half writes. SQLite variants use WAL and synchronous=FULL.`,
+    table(['variant', ...loads], rows),
+    table(['measure', 'ratio', 'target', 'result'], checks),
+    r.postgres?.skipped ? `PostgreSQL not measured: ${r.postgres.skipped}.` : 'PostgreSQL runs on a throw-away cluster on 127.0.0.1 with its durable defaults (fsync, synchronous_commit on), one pooled connection per call; each write is a network round trip plus a commit, so it is slower per operation than the embedded store: its place is several gateways on several machines, not speed on one.',
+  ].join('\n\n')
+}
