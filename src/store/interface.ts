@@ -35,7 +35,9 @@
  *   gateway.db before the row), and resolves only once committed: the caller acknowledges the
  *   device after it, so an acknowledged record is never lost and a re-sent one (through any
  *   gateway) is stored once. Readers page by the spool sequence number (`records.after`), which
- *   is also the `--since last` cursor of push-style devices.
+ *   is also the `--since last` cursor of push-style devices; sequence numbers follow commit
+ *   order (PostgreSQL: taken under a transaction-scoped lock), so a cursor never passes a record
+ *   that another gateway is still committing.
  * - `--since last`. The file protocol of core/cursors.ts maps onto the store: (1)
  *   `cursors.prepare()` durably records the pull's intent (this host, temp file, output, size,
  *   new cursors), (2) the pull renames temp → output on its own disk, (3) `cursors.commit()`
