@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3'
-import { mkdirSync, existsSync, readFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeFileAtomicSync } from '../core/atomic-file.js'
 import type { Protocol } from '../drivers/types.js'
@@ -52,7 +52,10 @@ export class GatewayStore {
       // nothing spooled yet: an empty in-memory store answers every read
       this.db = new Database(':memory:')
     } else {
+      const created = !existsSync(this.path)
       this.db = new Database(this.path, { readonly: opts.readonly === true, timeout: 10_000 })
+      // protocol state holds device keys; SQLite gives its -wal and -shm files the same mode
+      if (created) chmodSync(this.path, 0o600)
     }
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL')

@@ -72,7 +72,8 @@ export interface Store {
   readonly gateways: GatewayRegistry
   schemaVersion(): Promise<number>
   /**
-   * Changes made anywhere on the store (PostgreSQL: every process on it; SQLite: this process).
+   * Changes made anywhere on the store (PostgreSQL: every process on it; SQLite: through this
+   * instance, the one a gateway process holds; others are seen by polling, as waitFinal does).
    * `reconnected`: notifications may have been missed, re-read what depends on them.
    * Returns the unsubscribe function.
    */

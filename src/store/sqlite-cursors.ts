@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { CursorStore as CursorFiles } from '../core/cursors.js'
 import type { GatewayStore } from '../gateway/store.js'
 import type { CursorEntry, PendingPull } from './interface.js'
@@ -11,15 +12,23 @@ export class SqliteCursors {
   constructor(private readonly core: GatewayStore) {}
 
   /**
-   * Cursors of record-cursors.json (doorctl before the store) are imported once, after finishing
-   * or dropping a pull that a kill interrupted there, so `--since last` continues where it was.
+   * record-cursors.json (doorctl before the store) is imported once, so `--since last` continues
+   * where it was. A pull that a kill interrupted there becomes a pending pull of this host, settled
+   * by the same recovery as any other (nothing on disk is touched here).
    */
   importFiles(home: string): void {
     if (this.core.prepared("SELECT 1 FROM meta WHERE key = 'cursors_imported'").get()) return
     const files = new CursorFiles(home)
-    const cursors = existsSync(files.path) || existsSync(files.pendingPath) ? (files.recover(), files.read()) : {}
+    const cursors = existsSync(files.path) ? files.read() : {}
+    let pending: { temp: string; output: string; size: number; cursors: Record<string, CursorEntry> } | undefined
+    try {
+      pending = existsSync(files.pendingPath) ? JSON.parse(readFileSync(files.pendingPath, 'utf8')) : undefined
+    } catch {
+      pending = undefined // torn: the file protocol drops it too
+    }
     this.core.db.transaction(() => {
       this.merge(cursors, 'ignore')
+      if (pending) this.prepare({ host: hostname(), temp: pending.temp, output: pending.output, size: pending.size, cursors: pending.cursors })
       this.core.prepared("INSERT INTO meta (key, value) VALUES ('cursors_imported', ?)").run(new Date().toISOString())
     }).immediate()
   }

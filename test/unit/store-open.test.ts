@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import Database from 'better-sqlite3'
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { FIXTURES, freePort, tempDir, until } from '../helpers.js'
@@ -103,20 +104,25 @@ describe('embedded store: migrations', () => {
     }
   })
 
-  it('cursors of record-cursors.json are imported once, a pull interrupted after its rename completed first', async () => {
+  it('cursors of record-cursors.json are imported once; a pull a kill interrupted becomes a pending pull of this host', async () => {
     const home = tempDir()
     try {
       const entry = (seq: number) => ({ protocol: 'httpv2', cursor: { seq }, updated_at: '2026-01-01T00:00:00.000Z', exported_total: seq })
       writeFileSync(join(home.path, 'record-cursors.json'), JSON.stringify({ door1: entry(5) }))
-      const out = join(home.path, 'out.csv')
-      writeFileSync(out, 'abc')
-      writeFileSync(join(home.path, 'record-cursors.pending.json'), JSON.stringify({ temp: join(home.path, '.out.csv.tmp-1-x'), output: out, size: 3, cursors: { door2: entry(9) } }))
+      const pending = { temp: join(home.path, '.out.csv.tmp-1-x'), output: join(home.path, 'out.csv'), size: 3, cursors: { door2: entry(9) } }
+      writeFileSync(join(home.path, 'record-cursors.pending.json'), JSON.stringify(pending))
       const store = new SqliteStore(home.path)
-      expect(await store.cursors.read()).toEqual({ door1: entry(5), door2: entry(9) })
+      expect(await store.cursors.read()).toEqual({ door1: entry(5) })
+      const [p] = await store.cursors.pendingOn(hostname())
+      expect(p).toMatchObject({ ...pending, host: hostname() })
+      await store.cursors.commit(p.cursors, p.id)
       await store.cursors.commit({ door1: entry(6) })
       await store.close()
+      // the files are left as they were, and not imported a second time
+      expect(JSON.parse(readFileSync(join(home.path, 'record-cursors.pending.json'), 'utf8'))).toEqual(pending)
       const again = new SqliteStore(home.path)
-      expect((await again.cursors.read()).door1).toEqual(entry(6))
+      expect(await again.cursors.read()).toEqual({ door1: entry(6), door2: entry(9) })
+      expect(await again.cursors.pendingOn(hostname())).toEqual([])
       await again.close()
     } finally {
       home.cleanup()
@@ -154,6 +160,8 @@ describe('choosing the store from a URL', () => {
       const store = await openStore({ home: home.path, url: '  ' })
       expect(store.kind).toBe('sqlite')
       expect(store.description).toBe(`sqlite ${join(home.path, 'gateway.db')}`)
+      // device keys live in its protocol state
+      expect(statSync(join(home.path, 'gateway.db')).mode & 0o777).toBe(0o600)
       await store.close()
     } finally {
       home.cleanup()
