@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { CursorStore as CursorFiles } from '../core/cursors.js'
+import { UsageError } from '../core/errors.js'
 import type { GatewayStore } from '../gateway/store.js'
 import type { CursorEntry, PendingPull } from './interface.js'
 
@@ -19,7 +20,12 @@ export class SqliteCursors {
   importFiles(home: string): void {
     if (this.core.prepared("SELECT 1 FROM meta WHERE key = 'cursors_imported'").get()) return
     const files = new CursorFiles(home)
-    const cursors = existsSync(files.path) ? files.read() : {}
+    let cursors: Record<string, CursorEntry> = {}
+    try {
+      if (existsSync(files.path)) cursors = files.read()
+    } catch (err) {
+      throw new UsageError(`cannot read ${files.path}: ${(err as Error).message}`, 'repair or remove it (records pull --since last then starts over for its devices)')
+    }
     let pending: { temp: string; output: string; size: number; cursors: Record<string, CursorEntry> } | undefined
     try {
       pending = existsSync(files.pendingPath) ? JSON.parse(readFileSync(files.pendingPath, 'utf8')) : undefined

@@ -49,7 +49,12 @@ export class SqliteStore implements Store {
     const core = this.core
     const hub = this.hub
     const sqlCursors = new SqliteCursors(core)
-    sqlCursors.importFiles(home)
+    try {
+      sqlCursors.importFiles(home)
+    } catch (err) {
+      core.close()
+      throw err
+    }
     const sqlGateways = new SqliteGateways(core)
     const inventory = new Inventory(home)
     this.waiters = new FinalWaiters(async (ids) => core.commands(ids), opts.pollMs ?? 250)

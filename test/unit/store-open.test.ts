@@ -151,6 +151,22 @@ describe('embedded store: migrations', () => {
       home.cleanup()
     }
   })
+
+  it('refuses a torn record-cursors.json, naming it, and imports nothing', async () => {
+    const home = tempDir()
+    try {
+      writeFileSync(join(home.path, 'record-cursors.json'), '{"door1": {"protocol"')
+      const err = await openStore({ home: home.path }).catch((e) => e)
+      expect(err).toBeInstanceOf(UsageError)
+      expect(err.message).toContain(join(home.path, 'record-cursors.json'))
+      writeFileSync(join(home.path, 'record-cursors.json'), '{}')
+      const store = await openStore({ home: home.path })
+      expect(await store.cursors.read()).toEqual({})
+      await store.close()
+    } finally {
+      home.cleanup()
+    }
+  })
 })
 
 describe('choosing the store from a URL', () => {
