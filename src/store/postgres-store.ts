@@ -52,6 +52,9 @@ export function parsePostgresUrl(url: string): { connectionString: string; schem
  * cursors and protocol state. Pooled connections; every multi-step change one transaction;
  * claims with FOR UPDATE SKIP LOCKED; records unique per (device, record id), photos as bytea;
  * changes announced with NOTIFY (see PostgresListener).
+ * Client: `pg` (node-postgres) rather than `postgres` (porsager): a transaction is an explicit
+ * BEGIN … COMMIT on a connection checked out of the pool, LISTEN is a plain dedicated client whose
+ * reconnection we control, errors carry PostgreSQL's codes, and it is pure JavaScript with types.
  */
 export class PostgresStore implements Store {
   readonly kind = 'postgres'
