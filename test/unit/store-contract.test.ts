@@ -4,10 +4,11 @@
  * schema of its own per test. "Two gateways" are two store instances on one location.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FIXTURES, tempDir, until } from '../helpers.js'
+import { FIXTURES, ROOT, tempDir, until } from '../helpers.js'
 import { pgMissing, startPostgres, type TestPostgres } from '../pg.js'
 import { SqliteStore } from '../../src/store/sqlite-store.js'
 import { PostgresStore } from '../../src/store/postgres-store.js'
@@ -420,3 +421,53 @@ for (const backend of backends) {
     })
   })
 }
+
+// In one process better-sqlite3 runs each transaction to its end before anything else runs, so
+// the embedded store's claims and inserts are raced here from processes of their own.
+describe('embedded store: two gateway processes on one gateway.db', () => {
+  const child = (home: string, gateway: string) => new Promise<{ claimed: number[]; fresh: boolean[] }>((resolve, reject) => {
+    const code = `
+      const { SqliteStore } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'store', 'sqlite-store.js'))})
+      const { readFileSync } = await import('node:fs')
+      const [home, gateway, photo] = process.argv.slice(1)
+      const store = new SqliteStore(home)
+      const pic = readFileSync(photo)
+      const claimed = [], fresh = []
+      for (let i = 0; i < 60; i++) {
+        fresh.push(...await store.records.add([{ device: 'd1', recordId: 'r' + i, time: i, userId: '', name: '', type: '', result: '', direction: '', method: '', extras: {}, photo: i % 3 ? undefined : pic }]))
+        const c = await store.commands.claim('d1', gateway)
+        if (c) claimed.push(c.id)
+      }
+      for (;;) { const c = await store.commands.claim('d1', gateway); if (!c) break; claimed.push(c.id) }
+      await store.close()
+      process.stdout.write(JSON.stringify({ claimed, fresh }))`
+    const p = spawn(process.execPath, ['--input-type=module', '-e', code, home, gateway, join(FIXTURES, 'face.jpg')], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    p.stdout.on('data', (d) => (out += d))
+    p.stderr.on('data', (d) => (err += d))
+    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child exited ${code}: ${err}`))))
+  })
+
+  it('each command is claimed by exactly one process, each record stored once with its photo', async () => {
+    const home = tempDir()
+    try {
+      const store = new SqliteStore(home.path)
+      const g1 = await store.gateways.register({ host: 'a', pid: 1, ports, leaseMs: 600_000 })
+      const g2 = await store.gateways.register({ host: 'b', pid: 2, ports, leaseMs: 600_000 })
+      const queued = await store.commands.enqueue(Array.from({ length: 100 }, () => cmd('d1')))
+      const [a, b] = await Promise.all([child(home.path, g1.id), child(home.path, g2.id)])
+      const claimed = [...a.claimed, ...b.claimed]
+      expect(claimed.length).toBe(100)
+      expect(new Set(claimed)).toEqual(new Set(queued.map((c) => c.id)))
+      expect([...a.fresh, ...b.fresh].filter(Boolean).length).toBe(60)
+      const stored = await store.records.after('d1', 0, 1000)
+      expect(stored.length).toBe(60)
+      for (const r of stored.filter((x) => x.hasPhoto)) expect((await store.records.photo(r.seq))?.equals(PHOTO)).toBe(true)
+      expect(stored.filter((x) => x.hasPhoto).length).toBe(20)
+      await store.close()
+    } finally {
+      home.cleanup()
+    }
+  })
+})
