@@ -44,7 +44,8 @@
  *   merges the cursors and drops the intent in one transaction. Only the host that wrote the files
  *   can tell whether the rename happened, so recovery reads `cursors.pendingOn(host)`. Two pulls
  *   (possibly on two machines) of one device must not overlap: `cursors.hold()` leases the
- *   devices to one pull and names the other holder otherwise.
+ *   devices to one pull (renewed while it runs) and names the other holder otherwise, and
+ *   `prepare` is refused to a pull that no longer holds them, before its output is renamed.
  * - Wiring. GatewayContext stays synchronous for the protocol handlers until they are moved to
  *   `await` (after the layer and queue changes land): state reads come from a per-device cache
  *   loaded with `state.all(device)` when a device connects; presence, discovered devices and holds
@@ -244,11 +245,21 @@ export interface PendingPull {
   createdAt: number
 }
 
+/** A device another pull holds (or nobody, when a lease ran out and was not taken again). */
+export interface PullHeld {
+  ok: false
+  device: string
+  heldBy: string
+}
+
 export interface CursorStore {
   /** Committed cursors, by device. */
   read(): Promise<Record<string, CursorEntry>>
-  /** Step 1 of a file commit; returns the pending pull's id. */
-  prepare(p: Omit<PendingPull, 'id' | 'createdAt'>): Promise<string>
+  /**
+   * Step 1 of a file commit: the pending pull's id; refused (nothing written) unless `owner` still
+   * holds every device of `p.cursors`, since a pull whose lease ran out may have been overtaken.
+   */
+  prepare(p: Omit<PendingPull, 'id' | 'createdAt'>, owner: string): Promise<{ ok: true; id: string } | PullHeld>
   /** Step 3 (the whole commit when records went to stdout): merge the cursors and drop the pending pull, atomically. */
   commit(cursors: Record<string, CursorEntry>, pendingId?: string): Promise<void>
   /** Pending pulls written on `host`, for recovery there. */
@@ -259,7 +270,7 @@ export interface CursorStore {
    * Leases devices to one pull (`owner`, e.g. host:pid) for `ttlMs`: ok, or the owner holding any
    * of them (nothing taken then). Holding again extends the lease.
    */
-  hold(devices: readonly string[], owner: string, ttlMs: number): Promise<{ ok: true } | { ok: false; heldBy: string; device: string }>
+  hold(devices: readonly string[], owner: string, ttlMs: number): Promise<{ ok: true } | PullHeld>
   release(devices: readonly string[], owner: string): Promise<void>
 }
 

@@ -395,11 +395,19 @@ export class PostgresStore implements Store {
     const s = this.s
     return {
       read: async () => Object.fromEntries((await this.q(`SELECT device, entry FROM ${s}.cursors`)).map((r) => [String(r.device), r.entry as CursorEntry])),
-      prepare: async (p) => {
-        const rows = await this.q(`INSERT INTO ${s}.pending_pulls (id, host, temp, output, size, cursors, created_at) VALUES (gen_random_uuid()::text, $1, $2, $3, $4, $5, $6) RETURNING id`,
+      prepare: (p, owner) => this.tx(async (c) => {
+        const devices = Object.keys(p.cursors)
+        // locked, so the leases cannot be taken over before this pull's intent is recorded
+        const held = await c.query(`SELECT device, owner, until > $2 AS live FROM ${s}.pull_holds WHERE device = ANY($1::text[]) FOR UPDATE`, [devices, Date.now()])
+        const by = new Map(held.rows.map((r) => [String(r.device), r]))
+        for (const device of devices) {
+          const h = by.get(device)
+          if (!h || h.owner !== owner || !h.live) return { ok: false as const, device, heldBy: h?.live ? String(h.owner) : 'nobody (the lease ran out)' }
+        }
+        const rows = await c.query(`INSERT INTO ${s}.pending_pulls (id, host, temp, output, size, cursors, created_at) VALUES (gen_random_uuid()::text, $1, $2, $3, $4, $5, $6) RETURNING id`,
           [p.host, p.temp, p.output, p.size, JSON.stringify(p.cursors), Date.now()])
-        return String(rows[0].id)
-      },
+        return { ok: true as const, id: String(rows.rows[0].id) }
+      }),
       commit: (cursors, pendingId) => this.tx(async (c) => {
         const list = Object.entries(cursors)
         if (list.length > 0) {

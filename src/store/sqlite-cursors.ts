@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { CursorStore as CursorFiles } from '../core/cursors.js'
 import { UsageError } from '../core/errors.js'
 import type { GatewayStore } from '../gateway/store.js'
-import type { CursorEntry, PendingPull } from './interface.js'
+import type { CursorEntry, PendingPull, PullHeld } from './interface.js'
 
 type Row = Record<string, unknown>
 
@@ -44,11 +44,20 @@ export class SqliteCursors {
     return Object.fromEntries(rows.map((r) => [String(r.device), JSON.parse(String(r.entry)) as CursorEntry]))
   }
 
-  prepare(p: Omit<PendingPull, 'id' | 'createdAt'>): string {
+  /** Without `owner` (files of doorctl before the store) nothing is checked. */
+  prepare(p: Omit<PendingPull, 'id' | 'createdAt'>, owner?: string): { ok: true; id: string } | PullHeld {
     const id = randomUUID()
-    this.core.prepared('INSERT INTO pending_pulls (id, host, temp, output, size, cursors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(id, p.host, p.temp, p.output, p.size, JSON.stringify(p.cursors), Date.now())
-    return id
+    const holder = this.core.prepared('SELECT owner, until FROM pull_holds WHERE device = ?')
+    const insert = this.core.prepared('INSERT INTO pending_pulls (id, host, temp, output, size, cursors, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    return this.core.db.transaction(() => {
+      const now = Date.now()
+      for (const device of owner === undefined ? [] : Object.keys(p.cursors)) {
+        const h = holder.get(device) as { owner: string; until: number } | undefined
+        if (!h || h.owner !== owner || h.until <= now) return { ok: false as const, device, heldBy: h && h.until > now ? h.owner : 'nobody (the lease ran out)' }
+      }
+      insert.run(id, p.host, p.temp, p.output, p.size, JSON.stringify(p.cursors), now)
+      return { ok: true as const, id }
+    }).immediate()
   }
 
   commit(cursors: Record<string, CursorEntry>, pendingId?: string): void {
@@ -76,7 +85,7 @@ export class SqliteCursors {
     this.core.prepared('DELETE FROM pending_pulls WHERE id = ?').run(pendingId)
   }
 
-  hold(devices: readonly string[], owner: string, ttlMs: number): { ok: true } | { ok: false; heldBy: string; device: string } {
+  hold(devices: readonly string[], owner: string, ttlMs: number): { ok: true } | PullHeld {
     const now = Date.now()
     const held = this.core.prepared('SELECT owner FROM pull_holds WHERE device = ? AND owner <> ? AND until > ?')
     const take = this.core.prepared('INSERT INTO pull_holds (device, owner, until) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET owner = excluded.owner, until = excluded.until')

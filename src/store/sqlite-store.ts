@@ -121,7 +121,7 @@ export class SqliteStore implements Store {
 
     this.cursors = {
       read: async () => sqlCursors.read(),
-      prepare: async (p) => sqlCursors.prepare(p),
+      prepare: async (p, owner) => sqlCursors.prepare(p, owner),
       commit: async (cursors, pendingId) => sqlCursors.commit(cursors, pendingId),
       pendingOn: async (host) => sqlCursors.pendingOn(host),
       drop: async (id) => sqlCursors.drop(id),
