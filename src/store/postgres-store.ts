@@ -285,7 +285,8 @@ export class PostgresStore implements Store {
       expire: async (now = Date.now()) => {
         const rows = await this.q(`UPDATE ${s}.commands SET state = 'expired', finished_at = $1 WHERE state IN ${OPEN} AND expires_at <= $1 RETURNING id`, [now])
         const ids = rows.map((r) => Number(r.id))
-        await this.notify(this.pool, 'final', ids)
+        // committed already; the announcement is a hint (waiters also poll)
+        await this.notify(this.pool, 'final', ids).catch(() => {})
         return ids
       },
       waitFinal: (ids, signal) => {

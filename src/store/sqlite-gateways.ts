@@ -39,25 +39,30 @@ export class SqliteGateways {
     return this.core.db.transaction(() => this.leave([id])).immediate()
   }
 
-  /** What a gateway leaves behind: idempotent deliveries queued again, the others unknown; holds and lease dropped. */
+  /**
+   * Removes `gateways` (their lease and holds), then settles every delivered command whose gateway
+   * is gone: idempotent ones queued again, the others unknown.
+   */
   private leave(gateways: string[]): ReapResult {
     const result: ReapResult = { gateways: [], requeued: [], unknown: [] }
-    const now = Date.now()
-    const claimed = this.core.prepared("SELECT id, kind, idempotent FROM commands WHERE gateway = ? AND state = 'delivered'")
-    const requeue = this.core.prepared("UPDATE commands SET state = 'queued', gateway = NULL, delivered_at = NULL WHERE id = ?")
-    const unknown = this.core.prepared("UPDATE commands SET state = 'unknown', finished_at = ?, result = json_set(COALESCE(result, '{}'), '$.message', ?) WHERE id = ?")
     for (const g of gateways) {
-      for (const c of claimed.all(g) as Row[]) {
-        if (Number(c.idempotent) === 1) {
-          requeue.run(c.id)
-          result.requeued.push(Number(c.id))
-        } else {
-          unknown.run(now, unknownAfterDeathMessage(String(c.kind) as CommandKind, g), c.id)
-          result.unknown.push(Number(c.id))
-        }
-      }
       this.core.prepared('DELETE FROM holders WHERE gateway = ?').run(g)
       if (this.core.prepared('DELETE FROM gateways WHERE id = ?').run(g).changes > 0) result.gateways.push(g)
+    }
+    const now = Date.now()
+    const left = this.core.prepared(`
+      SELECT id, kind, gateway, idempotent FROM commands c
+      WHERE state = 'delivered' AND gateway IS NOT NULL AND NOT EXISTS (SELECT 1 FROM gateways g WHERE g.id = c.gateway)`)
+    const requeue = this.core.prepared("UPDATE commands SET state = 'queued', gateway = NULL, delivered_at = NULL WHERE id = ?")
+    const unknown = this.core.prepared("UPDATE commands SET state = 'unknown', finished_at = ?, result = json_set(COALESCE(result, '{}'), '$.message', ?) WHERE id = ?")
+    for (const c of left.all() as Row[]) {
+      if (Number(c.idempotent) === 1) {
+        requeue.run(c.id)
+        result.requeued.push(Number(c.id))
+      } else {
+        unknown.run(now, unknownAfterDeathMessage(String(c.kind) as CommandKind, String(c.gateway)), c.id)
+        result.unknown.push(Number(c.id))
+      }
     }
     return result
   }
