@@ -92,6 +92,9 @@ for (const backend of backends) {
 
     it('inventory: save, get, all (by name), secrets kept, remove; the stamp moves with every change', async () => {
       const a = await fresh()
+      let changes = 0
+      a.subscribe('inventory', () => changes++)
+      await a.listening()
       const s0 = await a.devices.stamp()
       const gate: DeviceEntry = { name: 'gate', protocol: 'openapi', tags: ['lobby', 'north'], host: '127.0.0.1', port: 8899, password: 's3cret', addedAt: '2026-01-01T00:00:00.000Z' }
       const door: DeviceEntry = { name: 'door', protocol: 'best', tags: [], sn: 'B1', deviceSecret: 'k1', brokerKey: 'k2', transport: 'ws' }
@@ -112,6 +115,8 @@ for (const backend of backends) {
       await a.devices.remove(['door'])
       expect(await b.devices.get('door')).toBeUndefined()
       await until(async () => (await b.devices.stamp()) !== s2, 5000, 'stamp change after remove')
+      // the gateway's identity cache hears of changes made through its own store at least
+      await until(() => changes >= 2, 5000, 'inventory events')
     })
 
     it('queue: enqueue many in order in one go; pending oldest first; devices with pending; get and getMany', async () => {
