@@ -84,10 +84,9 @@ export class GatewayStore {
   /** Queues commands in one transaction, in order. */
   enqueueMany(commands: readonly NewCommand[]): QueuedCommand[] {
     const now = Date.now()
-    const insert = this.prepared('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at, idempotent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    const ids = this.db.transaction(() => commands.map((c) =>
-      Number(insert.run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt, NON_IDEMPOTENT_KINDS.has(c.kind) ? 0 : 1).lastInsertRowid)))()
-    return this.commands(ids)
+    const insert = this.prepared('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at, idempotent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *')
+    return this.db.transaction(() => commands.map((c) =>
+      toCommand(insert.get(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt, NON_IDEMPOTENT_KINDS.has(c.kind) ? 0 : 1) as Row)))()
   }
 
   command(id: number): QueuedCommand | undefined {
@@ -113,25 +112,24 @@ export class GatewayStore {
 
   /** The device's oldest queued command, now delivered by `gateway` (a live one), in one IMMEDIATE transaction. */
   claim(device: string, gateway: string, opts: ClaimOptions = {}): QueuedCommand | undefined {
-    const now = Date.now()
-    const pick = this.prepared(`
-      SELECT id FROM commands
-      WHERE device = @device AND state = 'queued' AND expires_at > @now
-        AND (@id IS NULL OR id = @id)
-        AND (@kinds IS NULL OR kind IN (SELECT value FROM json_each(@kinds)))
-        AND EXISTS (SELECT 1 FROM gateways WHERE id = @gateway AND lease_until > @now)
-        AND (@asHolder = 0 OR EXISTS (SELECT 1 FROM holders WHERE device = @device AND gateway = @gateway))
-      ORDER BY id LIMIT 1`)
-    const take = this.prepared("UPDATE commands SET state = 'delivered', gateway = ?, delivered_at = ?, claims = claims + 1 WHERE id = ?")
-    const id = this.db.transaction(() => {
-      const row = pick.get({
-        device, gateway, now, id: opts.id ?? null, asHolder: opts.asHolder ? 1 : 0,
-        kinds: opts.kinds ? JSON.stringify([...opts.kinds]) : null,
-      }) as { id: number } | undefined
-      if (row) take.run(gateway, now, row.id)
-      return row?.id
-    }).immediate()
-    return id === undefined ? undefined : this.command(id)
+    const take = this.prepared(`
+      UPDATE commands SET state = 'delivered', gateway = @gateway, delivered_at = @now, claims = claims + 1
+      WHERE id = (
+        SELECT id FROM commands
+        WHERE device = @device AND state = 'queued' AND expires_at > @now
+          AND (@id IS NULL OR id = @id)
+          AND (@kinds IS NULL OR kind IN (SELECT value FROM json_each(@kinds)))
+          AND EXISTS (SELECT 1 FROM gateways WHERE id = @gateway AND lease_until > @now)
+          AND (@asHolder = 0 OR EXISTS (SELECT 1 FROM holders WHERE device = @device AND gateway = @gateway))
+        ORDER BY id LIMIT 1)
+      RETURNING *`)
+    const params = {
+      device, gateway, now: Date.now(), id: opts.id ?? null, asHolder: opts.asHolder ? 1 : 0,
+      kinds: opts.kinds ? JSON.stringify([...opts.kinds]) : null,
+    }
+    // IMMEDIATE: the write lock first, so a claim never reads a snapshot another process is replacing
+    const row = this.db.transaction(() => take.get(params) as Row | undefined).immediate()
+    return row ? toCommand(row) : undefined
   }
 
   delivered(id: number): void {
@@ -172,11 +170,13 @@ export class GatewayStore {
     const insert = this.prepared('INSERT OR IGNORE INTO records (device, record_id, time, data, photo_path, received_at) VALUES (?, ?, ?, ?, ?, ?)')
     const fresh = records.map((r) => (exists.get(r.device, r.recordId) ? undefined : { r, photoPath: r.photo && r.photo.length > 0 ? this.writePhoto(r) : null }))
     const now = Date.now()
-    return this.db.transaction(() => fresh.map((f) => {
+    const store = (f: (typeof fresh)[number]) => {
       if (!f) return false
       const { photo: _photo, ...rest } = f.r
       return insert.run(f.r.device, f.r.recordId, f.r.time, JSON.stringify(rest), f.photoPath, now).changes > 0
-    }))()
+    }
+    // one record (the usual upload) commits by itself; several in one transaction
+    return fresh.length === 1 ? [store(fresh[0])] : this.db.transaction(() => fresh.map(store))()
   }
 
   private writePhoto(r: SpoolRecord): string {
