@@ -259,13 +259,15 @@ for (const backend of backends) {
       let writing = true
       const writers = Promise.all([write(a, 'a'), write(b, 'b')]).finally(() => { writing = false })
       // --since last keeps only the last sequence number: a record committed after a higher one was read would be lost
-      while (writing || seen.length < per * 2) {
+      for (;;) {
+        // an empty page ends it only when the writers had finished before it was read
+        const finished = !writing
         const page = await reader.records.afterAll(last, 7)
         for (const r of page) {
           seen.push(`${r.device}/${r.recordId}`)
           last = r.seq
         }
-        if (page.length === 0 && !writing) break
+        if (page.length === 0 && finished) break
       }
       await writers
       expect(seen.length).toBe(per * 2)
