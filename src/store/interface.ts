@@ -10,7 +10,8 @@
  *   whichever gateway a polled device (httpv2 keepalive, openapi platform, udp callbacks) calls,
  *   exactly one of them delivers each command. `claim` replaces today's pending()[0] + delivered();
  *   `pending()` stays for looking ahead (refusing kinds a device cannot do, batching people).
- *   A gateway whose lease is gone cannot claim (fencing).
+ *   A gateway whose lease is gone cannot claim (fencing). Claims do not wait for the device's
+ *   previous command to finish: a gateway keeps one job per device at a time, as today.
  * - Connection-held devices (wsjson, best-w) and udp heartbeats. The gateway holding a device's
  *   socket, or that heard its latest heartbeat, records it with `gateways.hold()` (upsert: the
  *   latest connection wins) and claims with `{ asHolder: true }`, which succeeds only for the
@@ -46,19 +47,23 @@
  *   (possibly on two machines) of one device must not overlap: `cursors.hold()` leases the
  *   devices to one pull (renewed while it runs) and names the other holder otherwise, and
  *   `prepare` is refused to a pull that no longer holds them, before its output is renamed.
- * - Wiring. GatewayContext stays synchronous for the protocol handlers until they are moved to
- *   `await` (after the layer and queue changes land): state reads come from a per-device cache
- *   loaded with `state.all(device)` when a device connects; presence, discovered devices and holds
- *   are written in batches (about once a second per gateway), never one write per keepalive.
+ * - Wiring (the next step, after the layer and queue changes land). Handlers call GatewayContext
+ *   ~200 times synchronously; the gateway keeps what they read in memory (the identity map,
+ *   refreshed on `inventory` events or a changed `stamp()`; each device's state, loaded with
+ *   `state.all(device)` when it first calls and written through), and the calls that must be done
+ *   before a device is answered (`records.add`, `claim`, `finish`) become awaited in the handlers.
+ *   Presence, discovered devices and holds are written in batches (about once a second per
+ *   gateway), never one write per keepalive. Each start of `serve` registers anew, so on the
+ *   default store too a command delivered by a killed serve is settled by the rule above once
+ *   its lease runs out (before the store it stayed `delivered` and could be sent again).
+ * Schema versions: gateway.db's in SQLite's user_version (sqlite-schema.ts), PostgreSQL's in its
+ * meta table (postgres-schema.ts); each store creates and migrates its own, all or nothing.
  */
 import type { DeviceEntry, Protocol } from '../drivers/types.js'
 import type { CommandKind, CommandResult, QueuedCommand, SpoolRecord } from '../gateway/types.js'
 
 /** Kinds that must not be carried out twice: after a gateway died holding one, it ends `unknown`. */
 export const NON_IDEMPOTENT_KINDS: ReadonlySet<CommandKind> = new Set(['open', 'reboot'])
-
-/** The schema version this doorctl writes; each store migrates older ones up to it. */
-export const STORE_SCHEMA_VERSION = 2
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
