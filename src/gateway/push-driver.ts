@@ -68,6 +68,8 @@ export class PushDriver implements DeviceDriver {
         if (message.startsWith('unsupported:')) throw new UnsupportedError(message.slice('unsupported:'.length).trim())
         throw new DeviceError(message, { deviceCode: cmd.result?.deviceCode })
       }
+      case 'unknown':
+        throw new DeviceError(cmd.result?.message ?? `${this.device.name} may or may not have carried out the command`, { code: 'outcome_unknown' })
       default:
         throw new TimeoutError(
           cmd.deliveredAt

@@ -1,9 +1,11 @@
 import Database from 'better-sqlite3'
-import { mkdirSync, writeFileSync, existsSync, readFileSync, fsyncSync, openSync, closeSync } from 'node:fs'
+import { chmodSync, mkdirSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fsyncDir } from '../util/atomic-file.js'
+import { writeFileAtomicSync } from '../util/atomic-file.js'
 import type { Protocol } from '../types/driver.js'
 import type { CommandKind, CommandResult, CommandState, DiscoveredRow, QueuedCommand, SpoolRecord } from '../types/gateway.js'
+import { NON_IDEMPOTENT_KINDS, type ClaimOptions, type NewCommand, type StateChange } from './interface.js'
+import { migrateSqlite } from './sqlite-schema.js'
 
 type Row = Record<string, unknown>
 
@@ -12,85 +14,55 @@ export interface StoredRecord extends Omit<SpoolRecord, 'photo'> {
   photoPath?: string
 }
 
-/** A command to queue: what it asks of which device, and when it expires (ms since epoch). */
-export interface NewCommand {
-  device: string
-  protocol: Protocol
-  kind: CommandKind
-  payload: Record<string, unknown>
-  expiresAt: number
-}
-
 export interface PresenceRow {
   device: string
   protocol: string
   lastSeen: number
   address: string
   info: Record<string, unknown>
+  gateway?: string
 }
+
+const OPEN = "('queued', 'delivered')"
 
 /**
  * The gateway's durable state in DOORCTL_HOME/gateway.db (SQLite, WAL, synchronous=FULL):
  * the command queue, the record spool (photos as files beside it), presence and discovered
  * devices. Every state change is one transaction, on disk before it is acknowledged.
+ * The synchronous core of the embedded store (src/store/sqlite-store.ts).
  */
 export class GatewayStore {
   readonly db: Database.Database
   readonly photosDir: string
-  private group?: { committed: Promise<void>; resolve(): void; reject(err: Error): void; after: (() => void)[] }
+  readonly path: string
   private readonly statements = new Map<string, Database.Statement>()
+  private group?: { committed: Promise<void>; resolve(): void; reject(err: Error): void; after: (() => void)[] }
   private grouping = false
 
   constructor(home: string, opts: { readonly?: boolean } = {}) {
-    const path = join(home, 'gateway.db')
+    this.path = join(home, 'gateway.db')
     this.photosDir = join(home, 'spool-photos')
-    if (opts.readonly && !existsSync(path)) {
+    if (opts.readonly && !existsSync(this.path)) {
       // nothing spooled yet: an empty in-memory store answers every read
       this.db = new Database(':memory:')
     } else {
-      this.db = new Database(path, { readonly: opts.readonly === true, timeout: 10_000 })
+      const created = !existsSync(this.path)
+      this.db = new Database(this.path, { readonly: opts.readonly === true, timeout: 10_000 })
+      // protocol state holds device keys; SQLite gives its -wal and -shm files the same mode
+      if (created) chmodSync(this.path, 0o600)
     }
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL')
       this.db.pragma('synchronous = FULL')
     }
-    if (!opts.readonly || !existsSync(path)) this.migrate()
+    if (!opts.readonly || !existsSync(this.path)) migrateSqlite(this.db, this.path)
   }
 
-  private migrate(): void {
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS commands (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        device TEXT NOT NULL, protocol TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
-        state TEXT NOT NULL, result TEXT,
-        created_at INTEGER NOT NULL, delivered_at INTEGER, finished_at INTEGER, expires_at INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS commands_open ON commands(device, state);
-      CREATE TABLE IF NOT EXISTS records (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        device TEXT NOT NULL, record_id TEXT NOT NULL, time INTEGER NOT NULL, data TEXT NOT NULL,
-        photo_path TEXT, received_at INTEGER NOT NULL,
-        UNIQUE(device, record_id)
-      );
-      CREATE INDEX IF NOT EXISTS records_device ON records(device, seq);
-      CREATE TABLE IF NOT EXISTS presence (
-        device TEXT PRIMARY KEY, protocol TEXT NOT NULL, last_seen INTEGER NOT NULL, address TEXT NOT NULL, info TEXT NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS device_state (
-        device TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(device, key)
-      );
-      CREATE TABLE IF NOT EXISTS discovered (
-        protocol TEXT NOT NULL, identity TEXT NOT NULL, last_seen INTEGER NOT NULL, address TEXT NOT NULL, info TEXT NOT NULL,
-        PRIMARY KEY(protocol, identity)
-      );
-    `)
-  }
-
-  /** A prepared statement, prepared once: the gateway asks for a device's pending commands on every call of every device. */
-  private sql(text: string): Database.Statement {
-    let st = this.statements.get(text)
-    if (!st) this.statements.set(text, (st = this.db.prepare(text)))
-    return st
+  /** A statement prepared once per store (preparing costs more than most of these queries). */
+  prepared(sql: string): Database.Statement {
+    let s = this.statements.get(sql)
+    if (!s) this.statements.set(sql, (s = this.db.prepare(sql)))
+    return s
   }
 
   close(): void {
@@ -168,94 +140,127 @@ export class GatewayStore {
     return this.enqueueMany([c])[0]
   }
 
-  /** Queues many commands in one transaction (one fsync for a whole fleet operation), in order. */
-  enqueueMany(list: readonly NewCommand[]): QueuedCommand[] {
+  /** Queues commands in one transaction, in order. */
+  enqueueMany(commands: readonly NewCommand[]): QueuedCommand[] {
     const now = Date.now()
-    const insert = this.sql('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-    return this.write(this.db.transaction(() =>
-      list.map((c): QueuedCommand => {
-        const info = insert.run(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt)
-        return { id: Number(info.lastInsertRowid), device: c.device, protocol: c.protocol, kind: c.kind, payload: c.payload, state: 'queued', createdAt: now, expiresAt: c.expiresAt }
-      }),
-    ))
+    const insert = this.prepared('INSERT INTO commands (device, protocol, kind, payload, state, created_at, expires_at, idempotent) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *')
+    return this.write(this.db.transaction(() => commands.map((c) =>
+      toCommand(insert.get(c.device, c.protocol, c.kind, JSON.stringify(c.payload), 'queued', now, c.expiresAt, NON_IDEMPOTENT_KINDS.has(c.kind) ? 0 : 1) as Row))))
   }
 
   command(id: number): QueuedCommand | undefined {
-    const row = this.sql('SELECT * FROM commands WHERE id = ?').get(id) as Row | undefined
+    const row = this.prepared('SELECT * FROM commands WHERE id = ?').get(id) as Row | undefined
     return row ? toCommand(row) : undefined
+  }
+
+  /** The commands with these ids that exist, in id order. */
+  commands(ids: readonly number[]): QueuedCommand[] {
+    if (ids.length === 0) return []
+    return (this.prepared('SELECT * FROM commands WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id').all(JSON.stringify(ids)) as Row[]).map(toCommand)
   }
 
   /** Queued or delivered-but-unfinished commands for a device, oldest first. */
   pending(device: string): QueuedCommand[] {
-    return (this.sql("SELECT * FROM commands WHERE device = ? AND state IN ('queued', 'delivered') ORDER BY id").all(device) as Row[]).map(toCommand)
+    return (this.prepared(`SELECT * FROM commands WHERE device = ? AND state IN ${OPEN} ORDER BY id`).all(device) as Row[]).map(toCommand)
   }
 
   /** Devices with pending commands (for delivery without polling every device). */
   devicesWithPending(): string[] {
-    return (this.sql("SELECT DISTINCT device FROM commands WHERE state IN ('queued', 'delivered')").all() as Row[]).map((r) => String(r.device))
+    return (this.prepared(`SELECT DISTINCT device FROM commands WHERE state IN ${OPEN}`).all() as Row[]).map((r) => String(r.device))
+  }
+
+  /** The device's oldest queued command, now delivered by `gateway` (a live one), in one IMMEDIATE transaction. */
+  claim(device: string, gateway: string, opts: ClaimOptions = {}): QueuedCommand | undefined {
+    const take = this.prepared(`
+      UPDATE commands SET state = 'delivered', gateway = @gateway, delivered_at = @now, claims = claims + 1
+      WHERE id = (
+        SELECT id FROM commands
+        WHERE device = @device AND state = 'queued' AND expires_at > @now
+          AND (@id IS NULL OR id = @id)
+          AND (@kinds IS NULL OR kind IN (SELECT value FROM json_each(@kinds)))
+          AND EXISTS (SELECT 1 FROM gateways WHERE id = @gateway AND lease_until > @now)
+          AND (@asHolder = 0 OR EXISTS (SELECT 1 FROM holders WHERE device = @device AND gateway = @gateway))
+        ORDER BY id LIMIT 1)
+      RETURNING *`)
+    const params = {
+      device, gateway, now: Date.now(), id: opts.id ?? null, asHolder: opts.asHolder ? 1 : 0,
+      kinds: opts.kinds ? JSON.stringify([...opts.kinds]) : null,
+    }
+    // IMMEDIATE: the write lock first, so a claim never reads a snapshot another process is replacing
+    const row = this.write(() => this.db.transaction(() => take.get(params) as Row | undefined).immediate())
+    return row ? toCommand(row) : undefined
   }
 
   delivered(id: number): void {
-    this.write(() => this.sql("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id))
+    this.write(() => this.prepared("UPDATE commands SET state = 'delivered', delivered_at = ? WHERE id = ? AND state = 'queued'").run(Date.now(), id))
   }
 
   progress(id: number, result: CommandResult): void {
-    this.write(() => this.sql("UPDATE commands SET result = ? WHERE id = ? AND state IN ('queued', 'delivered')").run(JSON.stringify(result), id))
+    this.write(() => this.prepared(`UPDATE commands SET result = ? WHERE id = ? AND state IN ${OPEN}`).run(JSON.stringify(result), id))
   }
 
   finish(id: number, state: Exclude<CommandState, 'queued' | 'delivered'>, result: CommandResult | undefined): boolean {
-    const info = this.write(() => this.db
-      .prepare("UPDATE commands SET state = ?, result = COALESCE(?, result), finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
+    const info = this.write(() => this.prepared(`UPDATE commands SET state = ?, result = COALESCE(?, result), finished_at = ? WHERE id = ? AND state IN ${OPEN}`)
       .run(state, result === undefined ? null : JSON.stringify(result), Date.now(), id))
     return info.changes > 0
   }
 
   /** Expire what is past its deadline; returns the ids expired. */
   expire(now = Date.now()): number[] {
-    const rows = this.sql("SELECT id FROM commands WHERE state IN ('queued', 'delivered') AND expires_at <= ?").all(now) as Row[]
-    const ids = rows.map((r) => Number(r.id))
-    const stmt = this.sql("UPDATE commands SET state = 'expired', finished_at = ? WHERE id = ? AND state IN ('queued', 'delivered')")
-    this.write(this.db.transaction(() => { for (const id of ids) stmt.run(now, id) }))
-    return ids
+    const select = this.prepared(`SELECT id FROM commands WHERE state IN ${OPEN} AND expires_at <= ?`)
+    const update = this.prepared(`UPDATE commands SET state = 'expired', finished_at = ? WHERE id = ? AND state IN ${OPEN}`)
+    return this.write(this.db.transaction(() => {
+      const ids = (select.all(now) as Row[]).map((r) => Number(r.id))
+      for (const id of ids) update.run(now, id)
+      return ids
+    }))
   }
 
   // ---- record spool ----------------------------------------------------------------------
 
   /** Stores a record once per (device, recordId); the photo file is written and fsynced first. */
   spool(r: SpoolRecord): boolean {
-    return this.write(() => this.spoolNow(r))
+    return this.spoolMany([r])[0]
   }
 
-  private spoolNow(r: SpoolRecord): boolean {
-    const exists = this.sql('SELECT 1 FROM records WHERE device = ? AND record_id = ?').get(r.device, r.recordId)
-    if (exists) return false
-    let photoPath: string | null = null
-    if (r.photo && r.photo.length > 0) {
-      const dir = join(this.photosDir, safe(r.device))
-      mkdirSync(dir, { recursive: true })
-      photoPath = join(dir, `${safe(r.recordId)}.jpg`)
-      const fd = openSync(photoPath, 'w', 0o644)
-      try {
-        writeFileSync(fd, r.photo)
-        fsyncSync(fd)
-      } finally {
-        closeSync(fd)
-      }
-      fsyncDir(dir)
+  /** spool() for many records: photos first, then one transaction. One flag per record: true = new. */
+  spoolMany(records: readonly SpoolRecord[]): boolean[] {
+    const exists = this.prepared('SELECT 1 FROM records WHERE device = ? AND record_id = ?')
+    const insert = this.prepared('INSERT OR IGNORE INTO records (device, record_id, time, data, photo_path, received_at) VALUES (?, ?, ?, ?, ?, ?)')
+    const fresh = records.map((r) => (exists.get(r.device, r.recordId) ? undefined : { r, photoPath: r.photo && r.photo.length > 0 ? this.writePhoto(r) : null }))
+    const now = Date.now()
+    const store = (f: (typeof fresh)[number]) => {
+      if (!f) return false
+      const { photo: _photo, ...rest } = f.r
+      return insert.run(f.r.device, f.r.recordId, f.r.time, JSON.stringify(rest), f.photoPath, now).changes > 0
     }
-    const { photo: _photo, ...rest } = r
-    const info = this.db
-      .prepare('INSERT OR IGNORE INTO records (device, record_id, time, data, photo_path, received_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(r.device, r.recordId, r.time, JSON.stringify(rest), photoPath, Date.now())
-    return info.changes > 0
+    // one record (the usual upload) commits by itself; several in one transaction
+    return this.write(() => (fresh.length === 1 ? [store(fresh[0])] : this.db.transaction(() => fresh.map(store))()))
+  }
+
+  private writePhoto(r: SpoolRecord): string {
+    const dir = join(this.photosDir, safe(r.device))
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, `${safe(r.recordId)}.jpg`)
+    // temp + fsync + rename: a reader never sees half a photo, even when two writers race
+    writeFileAtomicSync(path, r.photo!, 0o644)
+    return path
   }
 
   /** Records of a device after `afterSeq`, in arrival order, at most `limit`. */
   records(device: string, afterSeq: number, limit: number, range: { since?: number; until?: number } = {}): StoredRecord[] {
-    const rows = this.db
-      .prepare('SELECT * FROM records WHERE device = ? AND seq > ? AND time >= ? AND time <= ? ORDER BY seq LIMIT ?')
+    const rows = this.prepared('SELECT * FROM records WHERE device = ? AND seq > ? AND time >= ? AND time <= ? ORDER BY seq LIMIT ?')
       .all(device, afterSeq, range.since ?? 0, range.until ?? Number.MAX_SAFE_INTEGER, limit) as Row[]
-    return rows.map((row) => ({ ...(JSON.parse(String(row.data)) as Omit<SpoolRecord, 'photo'>), seq: Number(row.seq), photoPath: row.photo_path ? String(row.photo_path) : undefined }))
+    return rows.map(toStoredRecord)
+  }
+
+  /** Every device's records after `afterSeq`, in arrival order. */
+  recordsAfter(afterSeq: number, limit: number): StoredRecord[] {
+    return (this.prepared('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as Row[]).map(toStoredRecord)
+  }
+
+  lastSeq(): number {
+    return (this.prepared('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s
   }
 
   photo(path: string): Buffer | undefined {
@@ -266,37 +271,58 @@ export class GatewayStore {
     }
   }
 
+  photoOf(seq: number): Buffer | undefined {
+    const row = this.prepared('SELECT photo_path FROM records WHERE seq = ?').get(seq) as { photo_path: string | null } | undefined
+    return row?.photo_path ? this.photo(row.photo_path) : undefined
+  }
+
   // ---- per-device protocol state -----------------------------------------------------------
 
   getState(device: string, key: string): unknown {
-    const row = this.sql('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key) as Row | undefined
+    const row = this.prepared('SELECT value FROM device_state WHERE device = ? AND key = ?').get(device, key) as Row | undefined
     return row ? JSON.parse(String(row.value)) : undefined
   }
 
+  allState(device: string): Record<string, unknown> {
+    const rows = this.prepared('SELECT key, value FROM device_state WHERE device = ?').all(device) as Row[]
+    return Object.fromEntries(rows.map((r) => [String(r.key), JSON.parse(String(r.value))]))
+  }
+
   setState(device: string, key: string, value: unknown): void {
-    this.write(() => value === undefined
-      ? this.sql('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
-      : this.sql('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value)))
+    this.write(() => this.putState(device, key, value))
+  }
+
+  setStates(changes: readonly StateChange[]): void {
+    this.write(this.db.transaction(() => { for (const c of changes) this.putState(c.device, c.key, c.value) }))
+  }
+
+  private putState(device: string, key: string, value: unknown): void {
+    if (value === undefined) this.prepared('DELETE FROM device_state WHERE device = ? AND key = ?').run(device, key)
+    else this.prepared('INSERT INTO device_state (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value').run(device, key, JSON.stringify(value))
   }
 
   // ---- presence ----------------------------------------------------------------------------
 
-  savePresence(rows: PresenceRow[]): void {
-    const stmt = this.sql('INSERT INTO presence (device, protocol, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET protocol = excluded.protocol, last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
-    this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.device, r.protocol, r.lastSeen, r.address, JSON.stringify(r.info)) }))
+  savePresence(rows: readonly PresenceRow[]): void {
+    const stmt = this.prepared('INSERT INTO presence (device, protocol, last_seen, address, info, gateway) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET protocol = excluded.protocol, last_seen = excluded.last_seen, address = excluded.address, info = excluded.info, gateway = excluded.gateway')
+    this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.device, r.protocol, r.lastSeen, r.address, JSON.stringify(r.info), r.gateway ?? null) }))
   }
 
   presence(): PresenceRow[] {
-    return (this.sql('SELECT * FROM presence').all() as Row[]).map((r) => ({ device: String(r.device), protocol: String(r.protocol), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
+    return (this.prepared('SELECT * FROM presence').all() as Row[]).map((r) => {
+      const p: PresenceRow = { device: String(r.device), protocol: String(r.protocol), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }
+      if (typeof r.gateway === 'string') p.gateway = r.gateway
+      return p
+    })
   }
 
-  saveDiscovered(rows: DiscoveredRow[]): void {
-    const stmt = this.sql('INSERT INTO discovered (protocol, identity, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(protocol, identity) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
+  saveDiscovered(rows: readonly DiscoveredRow[]): void {
+    const stmt = this.prepared('INSERT INTO discovered (protocol, identity, last_seen, address, info) VALUES (?, ?, ?, ?, ?) ON CONFLICT(protocol, identity) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, info = excluded.info')
     this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.protocol, r.identity, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
   discovered(): DiscoveredRow[] {
-    return (this.sql('SELECT * FROM discovered ORDER BY last_seen DESC').all() as Row[]).map((r) => ({ protocol: String(r.protocol), identity: String(r.identity), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
+    return (this.prepared('SELECT * FROM discovered ORDER BY last_seen DESC').all() as Row[]).map((r) => ({ protocol: String(r.protocol), identity: String(r.identity), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
   }
 }
 
@@ -314,7 +340,12 @@ function toCommand(row: Row): QueuedCommand {
   if (row.result) c.result = JSON.parse(String(row.result))
   if (row.delivered_at !== null && row.delivered_at !== undefined) c.deliveredAt = Number(row.delivered_at)
   if (row.finished_at !== null && row.finished_at !== undefined) c.finishedAt = Number(row.finished_at)
+  if (typeof row.gateway === 'string') c.gateway = row.gateway
   return c
+}
+
+function toStoredRecord(row: Row): StoredRecord {
+  return { ...(JSON.parse(String(row.data)) as Omit<SpoolRecord, 'photo'>), seq: Number(row.seq), photoPath: row.photo_path ? String(row.photo_path) : undefined }
 }
 
 function safe(s: string): string {

@@ -5,7 +5,7 @@ import { PROTOCOLS, type DeviceEntry, type Protocol } from '../types/driver.js'
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
-const SECRET_FIELDS = ['password', 'deviceSecret', 'brokerKey'] as const
+export const SECRET_FIELDS = ['password', 'deviceSecret', 'brokerKey'] as const
 
 type Store = { devices: Record<string, DeviceEntry> }
 

@@ -20,8 +20,11 @@ export type CommandKind =
   | 'repostRecords'
   | 'checkFace'
 
-/** queued → delivered (the device took it) → acknowledged | failed; or expired (--timeout). */
-export type CommandState = 'queued' | 'delivered' | 'acknowledged' | 'failed' | 'expired'
+/**
+ * queued → delivered (the device took it) → acknowledged | failed; or expired (--timeout); or
+ * unknown: the gateway that delivered a non-idempotent command died before its answer was recorded.
+ */
+export type CommandState = 'queued' | 'delivered' | 'acknowledged' | 'failed' | 'expired' | 'unknown'
 
 export interface CommandResult {
   message?: string
@@ -43,9 +46,11 @@ export interface QueuedCommand {
   deliveredAt?: number
   finishedAt?: number
   expiresAt: number
+  /** The gateway that claimed it (multi-gateway stores). */
+  gateway?: string
 }
 
-export const FINAL_STATES: ReadonlySet<CommandState> = new Set(['acknowledged', 'failed', 'expired'])
+export const FINAL_STATES: ReadonlySet<CommandState> = new Set(['acknowledged', 'failed', 'expired', 'unknown'])
 
 /** An HTTP request after the gateway read it: size-limited, gunzipped, parsed. */
 export interface GatewayRequest {
