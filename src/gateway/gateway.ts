@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { parse } from 'csv-parse/sync'
 import { Inventory } from '../core/inventory.js'
 import { UsageError } from '../core/errors.js'
+import { isoWithOffset } from '../core/time.js'
 import type { DeviceEntry, Logger, Protocol } from '../drivers/types.js'
 import { createGatewayHttpServer, Router } from './http.js'
 import { GatewayStore, type DiscoveredRow, type PresenceRow } from './store.js'
@@ -234,7 +235,7 @@ export class Gateway {
     const now = Date.now()
     return [...this.presenceMap.values()].map((p) => ({
       device: p.device, protocol: p.protocol, online: now - p.lastSeen < this.settings.offlineAfterMs,
-      lastSeen: new Date(p.lastSeen).toISOString(), address: p.address, info: p.info,
+      lastSeen: isoWithOffset(new Date(p.lastSeen)), address: p.address, info: p.info,
     }))
   }
 

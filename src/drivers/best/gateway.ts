@@ -51,6 +51,7 @@ import {
 import type { BrokerLink } from './broker.js'
 import { kinds, OPTION_KEYS } from './rules.js'
 import { readPersonPayload } from '../../gateway/payloads.js'
+import { isoWithOffset } from '../../core/time.js'
 
 export interface BestOptions {
   /** heartbeatInterval given to devices in the report answer, s (document default 60). */
@@ -856,7 +857,7 @@ class BestGateway {
     const r = this.ctx.state(name, 'report') as { info?: Json; at?: number } | undefined
     if (!r || !isObject(r.info)) return undefined
     const options = this.ctx.state(name, 'options')
-    return infoData(r.info, { reported_at: new Date(r.at ?? 0).toISOString(), timezone: offsetText(this.offsetOf(name)), option: isObject(options) ? options : {} })
+    return infoData(r.info, { reported_at: isoWithOffset(new Date(r.at ?? 0)), timezone: offsetText(this.offsetOf(name)), option: isObject(options) ? options : {} })
   }
 
   // ---- uploads ----------------------------------------------------------------------------------------

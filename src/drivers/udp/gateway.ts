@@ -27,6 +27,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { isIPv6 } from 'node:net'
 import { UsageError } from '../../core/errors.js'
+import { isoWithOffset } from '../../core/time.js'
 import type { CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../gateway/types.js'
 import type { DeviceEntry, PersonOutcome } from '../types.js'
 import {
@@ -474,7 +475,7 @@ class UdpGateway {
   private info(dev: Dev, cmd: QueuedCommand): void {
     const hb = dev.hb ? { ...dev.hb, at: dev.heardAt } : (this.ctx.state(dev.name, 'heartbeat') as (Heartbeat & { at: number }) | undefined)
     if (!hb) return // never heard from: answered at its first heartbeat
-    const at = new Date(hb.at).toISOString()
+    const at = isoWithOffset(new Date(hb.at))
     const data = {
       communityId: hb.communityId, deviceCode: hb.deviceCode, softVer: hb.softVer, name: hb.name, deviceSn: hb.deviceSn,
       address: dev.address ? `${dev.address.host}:${dev.address.port}` : '', last_heartbeat: at,

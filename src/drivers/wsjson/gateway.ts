@@ -25,6 +25,7 @@
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
+import { isoWithOffset } from '../../core/time.js'
 import type { CommandResult, GatewayContext, ProtocolHandler, QueuedCommand, WebSocketRoute } from '../../gateway/types.js'
 import type { DeviceEntry, PersonOutcome, Role } from '../types.js'
 import {
@@ -545,7 +546,7 @@ class WsjsonGateway {
     const r = state.register
     const data: Json = {
       sn: r?.sn ?? state.entry.sn ?? '', ip: r?.ip ?? '', mac: r?.mac ?? '', type: r?.type ?? '', terminal: terminalTypeName(r?.type ?? ''),
-      heartbeat_seconds: this.heartbeatSeconds, registered_at: r ? new Date(r.at).toISOString() : null, address: r?.address ?? '',
+      heartbeat_seconds: this.heartbeatSeconds, registered_at: r ? isoWithOffset(new Date(r.at)) : null, address: r?.address ?? '',
     }
     if (state.offset !== undefined) data.utc_offset_minutes = state.offset
     return data
