@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest'
 import { readPresence } from '../../src/gateway/presence.js'
-import { GatewayStore } from '../../src/gateway/store.js'
+import { GatewayStore } from '../../src/store/gateway-store.js'
 import { tempDir } from '../helpers.js'
 
 const ISO_WITH_OFFSET = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/

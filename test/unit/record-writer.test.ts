@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream'
 import { parse } from 'csv-parse/sync'
 import { stringify } from 'csv-stringify/sync'
 import { describe, expect, it } from 'vitest'
-import { RecordWriter, type RecordRow } from '../../src/core/record-writer.js'
+import { RecordWriter, type RecordRow } from '../../src/ops/record-writer.js'
 
 function collect(): { out: PassThrough; text: () => string } {
   const out = new PassThrough()

@@ -8,7 +8,7 @@ import {
   type DeviceEvent,
 } from '../../src/drivers/wsjson/codec.js'
 import { personRules, kinds, recordExtras } from '../../src/drivers/wsjson/rules.js'
-import { isoWithOffset } from '../../src/core/time.js'
+import { isoWithOffset } from '../../src/util/time.js'
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9])
 

@@ -39,8 +39,8 @@ import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
 import type {
   CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route, SpoolRecord, WebSocketRoute,
-} from '../../gateway/types.js'
-import type { DeviceEntry, PersonOutcome } from '../types.js'
+} from '../../types/gateway.js'
+import type { DeviceEntry, PersonOutcome } from '../../types/driver.js'
 import {
   brokerAnswer, brokerError, brokerSign, checksumOk, claimedSn, CODE, command, credentials, devKeyOf, exchangeAnswer, infoData, isObject, isoTime,
   LOGIN_FUNCS, newMid, offsetText, parseBrokerQuery, parseCmdResponse, parseFilePackage, parseFileStart, parseMessage, personInfoJson,
@@ -51,7 +51,7 @@ import {
 import type { BrokerLink } from './broker.js'
 import { kinds, OPTION_KEYS } from './rules.js'
 import { readPersonPayload } from '../../gateway/payloads.js'
-import { isoWithOffset } from '../../core/time.js'
+import { isoWithOffset } from '../../util/time.js'
 
 export interface BestOptions {
   /** heartbeatInterval given to devices in the report answer, s (document default 60). */

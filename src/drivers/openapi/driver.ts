@@ -3,8 +3,8 @@
  * client. Layering: transport.ts (signed HTTP) → codec.ts (pure mappings) → this file.
  */
 import { readFile } from 'node:fs/promises'
-import { UnsupportedError, UsageError } from '../../core/errors.js'
-import { isoWithOffset } from '../../core/time.js'
+import { UnsupportedError, UsageError } from '../../types/errors.js'
+import { isoWithOffset } from '../../util/time.js'
 import type {
   AccessRecord,
   DeviceDriver,
@@ -18,7 +18,7 @@ import type {
   PersonOutcome,
   PullQuery,
   RecordPull,
-} from '../types.js'
+} from '../../types/driver.js'
 import {
   CONFIG_FIELDS,
   documentedUserFields,

@@ -1,9 +1,9 @@
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import { stringify } from 'csv-stringify/sync'
-import { isoWithOffset } from './time.js'
+import { isoWithOffset } from '../util/time.js'
 import { Utf8Batch } from '../util/utf8-batch.js'
-import type { AccessRecord } from '../drivers/types.js'
+import type { AccessRecord } from '../types/driver.js'
 
 export const RECORD_FORMATS = ['csv', 'ndjson', 'json'] as const
 export type RecordFormat = (typeof RECORD_FORMATS)[number]

@@ -3,13 +3,14 @@ import { open, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Writable } from 'node:stream'
-import { CursorStore, type CursorEntry } from './cursors.js'
-import { fsyncDir, tempPathFor } from './atomic-file.js'
+import { CursorStore, type CursorEntry } from '../store/cursors.js'
+import { fsyncDir, tempPathFor } from '../util/atomic-file.js'
 import { RecordWriter, recordRow, BASE_RECORD_COLUMNS, type RecordFormat } from './record-writer.js'
 import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
-import { isoWithOffset } from './time.js'
+import { isoWithOffset } from '../util/time.js'
 import { loadDriver } from '../drivers/registry.js'
-import type { AccessRecord, DeviceEntry, DriverEnv, PullQuery } from '../drivers/types.js'
+import type { AccessRecord, DeviceEntry, PullQuery } from '../types/driver.js'
+import type { DriverEnv } from '../types/driver-module.js'
 
 export interface ExportOptions {
   home: string
