@@ -1,7 +1,7 @@
-// Floor for `records pull`: the least a client can do to export the same records. Pages the same
-// endpoint with global fetch, 1000 a page, one request at a time (startTime=0, endTime=now in
-// seconds, page 1..totalPage), and writes every record as one JSON line (JSON.stringify of the raw
-// SignObject) through a write stream, waiting for 'drain' when it asks to.
+// Floor for `records pull`: the plain script a user would write instead — a `fetch` pager that
+// writes NDJSON. Pages the same endpoint with global fetch, 1000 a page, one page at a time
+// (startTime=0, endTime=now in seconds, page 1..totalPage), and writes every record as one JSON
+// line (JSON.stringify of the raw SignObject) through a write stream, waiting for 'drain'.
 // usage: node bench/floor-pull.js URL PASSWORD OUTPUT   → prints {"count":N,"pages":P} on stdout
 import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'

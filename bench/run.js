@@ -15,13 +15,19 @@
 // bench/RESULTS.md (rendered from it). Sizes can be lowered for a quick try-out with BENCH_RECORDS,
 // BENCH_PEOPLE, BENCH_BIG_PEOPLE and BENCH_STARTUP_RUNS; a run with other sizes than the defaults
 // says so in RESULTS.md. Everything talks to 127.0.0.1 only.
+//
+// pull: BENCH_PULL_LATENCY_MS (the simulator's delay per request, default 5) and BENCH_PULL_ROUNDS
+// (default 3). `BENCH_SAVE_AS=pull-before node bench/run.js pull` on the code before a change keeps
+// that run beside the current one; RESULTS.md then shows both.
 import { spawn, execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { checkRecords } from './check-records.js'
+import { summarizeProfile } from './cpu-profile.js'
 import { writePeopleCsv } from './gen-people.js'
 import { benchFleet, renderFleet } from './fleet.js'
 import { benchStore, renderStore } from './store.js'
@@ -36,7 +42,7 @@ const RESULTS_MD = join(BENCH, 'RESULTS.md')
 const PASSWORD = 'bench-Pa55word'
 const NODE = process.execPath
 
-const DEFAULTS = { records: 1_000_000, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000, udpDevices: 10_000, wsjsonDevices: 2000, bestDevices: 2000, fleetDevices: 1000, storeOps: 2000 }
+const DEFAULTS = { records: 1_000_000, pullLatencyMs: 5, pullRounds: 3, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000, udpDevices: 10_000, wsjsonDevices: 2000, bestDevices: 2000, fleetDevices: 1000, storeOps: 2000 }
 const intEnv = (name, def) => {
   const v = process.env[name]
   if (v === undefined || v === '') return def
@@ -46,6 +52,8 @@ const intEnv = (name, def) => {
 }
 const SIZES = {
   records: intEnv('BENCH_RECORDS', DEFAULTS.records),
+  pullLatencyMs: intEnv('BENCH_PULL_LATENCY_MS', DEFAULTS.pullLatencyMs),
+  pullRounds: intEnv('BENCH_PULL_ROUNDS', DEFAULTS.pullRounds),
   people: intEnv('BENCH_PEOPLE', DEFAULTS.people),
   bigPeople: intEnv('BENCH_BIG_PEOPLE', DEFAULTS.bigPeople),
   startupRuns: Math.max(10, intEnv('BENCH_STARTUP_RUNS', DEFAULTS.startupRuns)),
@@ -60,7 +68,7 @@ const CHILD_TIMEOUT_MS = 240_000
 
 const TARGETS = {
   startupRatio: 2.5, // doorctl --version median / node -e 0 median, at most
-  pullRatio: 0.7, // doorctl records/s / floor records/s, at least
+  pullRatio: 1.0, // doorctl records/s / floor records/s (medians), at least, NDJSON and CSV
   pullRssMB: 150,
   importRatio: 0.7,
   validateRssMB: 150,
@@ -287,89 +295,92 @@ async function benchStartup() {
   }
 }
 
+/**
+ * records pull: 1,000,000 records from the simulator (a small per-request latency, as a device on a
+ * LAN has) into a file, doorctl in NDJSON and in CSV against the floor, interleaved round by round
+ * with the order rotating. Every output is checked: the record count and that no id occurs twice.
+ * Then one more run of each doorctl format under `node --cpu-prof` (not counted), summarised.
+ */
 async function benchPull() {
   const n = SIZES.records
-  const sim = await startSim({ records: n, latencyMs: 0 })
+  const latencyMs = SIZES.pullLatencyMs
+  const sim = await startSim({ records: n, latencyMs })
   const errors = []
   const runs = []
+  const profiles = {}
+  const SIDES = {
+    ndjson: { check: 'ndjson', args: (out) => [RUN, 'records', 'pull', 'bench', '--format', 'ndjson', '--output', out] },
+    csv: { check: 'csv', args: (out) => [RUN, 'records', 'pull', 'bench', '--format', 'csv', '--output', out] },
+    floor: { check: 'raw', args: (out) => [join(BENCH, 'floor-pull.js'), sim.url, PASSWORD, out] },
+  }
   try {
+    const home = await freshHome(sim.port)
     // warm the simulator's code paths (JIT) so that neither side pays for it in its first run
     for (let p = 1; p <= 20; p++) {
       const res = await fetch(`${sim.url}/api/record?${signed()}&page=${p * 37}&size=1000&startTime=0&endTime=${Math.floor(Date.now() / 1000)}`)
       await res.arrayBuffer()
     }
-    const one = async (side, round) => {
-      const out = join(work, `pull-${side}-${round}.ndjson`)
+    const one = async (side, round, nodeArgs = []) => {
+      const out = join(work, `pull-${side}-${round}.${side === 'csv' ? 'csv' : 'ndjson'}`)
       const before = await sim.stats()
-      let r
-      if (side === 'doorctl') {
-        const home = await freshHome(sim.port)
-        r = await runNode([RUN, 'records', 'pull', 'bench', '--format', 'ndjson', '--output', out], { env: { DOORCTL_HOME: home }, rss: true })
-      } else {
-        r = await runNode([join(BENCH, 'floor-pull.js'), sim.url, PASSWORD, out], { rss: true })
-      }
+      const r = await runNode([...nodeArgs, ...SIDES[side].args(out)], { env: side === 'floor' ? {} : { DOORCTL_HOME: home }, rss: true })
       const after = await sim.stats()
       const run = { side, round, ms: r.ms, rssKB: r.rssKB, cpuMs: r.cpuMs, simCpuMs: cpuMs(after.cpu) - cpuMs(before.cpu), simRequests: after.requests - before.requests }
       const bad = failure(r)
       if (bad) run.error = bad
       else if (!existsSync(out)) run.error = `exit 0 but no output file ${out}`
       else {
-        run.count = await countLines(out)
-        run.bytes = statSync(out).size
-        run.rate = run.count / (r.ms / 1000)
-        if (run.count !== n) run.error = `wrong count: ${run.count} lines in the output, expected ${n}`
-        else {
-          try {
-            const first = JSON.parse(readHead(out).split('\n')[0])
-            if (side === 'doorctl' && first.record_id === undefined) run.error = 'first output line has no record_id'
-          } catch (e) {
-            run.error = `first output line is not JSON: ${e.message}`
-          }
-        }
+        const c = await checkRecords(out, SIDES[side].check)
+        Object.assign(run, { count: c.count, unique: c.unique, bytes: statSync(out).size, rate: c.count / (r.ms / 1000) })
+        if (c.bad) run.error = `${c.bad} lines without a record id`
+        else if (c.count !== n) run.error = `wrong count: ${c.count} records in the output, expected ${n}`
+        else if (c.unique !== c.count) run.error = `${c.count - c.unique} records exported twice (e.g. ids ${c.duplicates.join(', ')})`
       }
       rmSync(out, { force: true })
-      if (run.error) errors.push(`${side} run ${round + 1}: ${run.error}`)
-      log(`pull ${side} run ${round + 1}: ${(r.ms / 1000).toFixed(1)} s, ${run.count ?? '?'} records, ${mb(run.rssKB)?.toFixed(0) ?? '?'} MB${run.error ? ` — ${run.error}` : ''}`)
-      runs.push(run)
+      return run
     }
-    // two runs each, alternating which side goes first
-    await one('doorctl', 0)
-    await one('floor', 0)
-    await one('floor', 1)
-    await one('doorctl', 1)
+    const order = ['ndjson', 'floor', 'csv']
+    for (let round = 0; round < SIZES.pullRounds; round++) {
+      for (let k = 0; k < order.length; k++) {
+        const side = order[(round + k) % order.length]
+        const run = await one(side, round)
+        if (run.error) errors.push(`${side} run ${round + 1}: ${run.error}`)
+        log(`pull ${side} run ${round + 1}: ${(run.ms / 1000).toFixed(1)} s, ${run.count ?? '?'} records, ${mb(run.rssKB)?.toFixed(0) ?? '?'} MB${run.error ? ` — ${run.error}` : ''}`)
+        runs.push(run)
+      }
+    }
+    for (const side of ['ndjson', 'csv']) {
+      const dir = mkdtempSync(join(work, `prof-${side}-`))
+      const run = await one(side, -1, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+      const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
+      if (run.error || !file) errors.push(`${side} profiled run: ${run.error ?? 'no profile written'}`)
+      else profiles[side] = { ms: run.ms, rate: run.rate, ...summarizeProfile(join(dir, file)) }
+      log(`pull ${side} profiled: ${(run.ms / 1000).toFixed(1)} s${run.error ? ` — ${run.error}` : ''}`)
+    }
   } finally {
     await sim.close()
   }
-  const best = (side) => runs.filter((r) => r.side === side && !r.error).sort((a, b) => b.rate - a.rate)[0]
-  const peak = (side) => Math.max(...runs.filter((r) => r.side === side && r.rssKB).map((r) => r.rssKB))
-  const d = best('doorctl')
-  const f = best('floor')
-  const ratio = d && f ? d.rate / f.rate : undefined
-  const doorctlRssKB = runs.some((r) => r.side === 'doorctl' && r.rssKB) ? peak('doorctl') : undefined
-  const floorRssKB = runs.some((r) => r.side === 'floor' && r.rssKB) ? peak('floor') : undefined
-  return {
-    records: n,
-    runs,
-    best: { doorctl: d, floor: f },
-    ratio,
-    doorctlRssKB,
-    floorRssKB,
-    passRatio: ratio !== undefined && ratio >= TARGETS.pullRatio && !runs.some((r) => r.side === 'doorctl' && r.error),
-    passRss: doorctlRssKB !== undefined && mb(doorctlRssKB) <= TARGETS.pullRssMB,
-    errors,
+  const ok = (side) => runs.filter((r) => r.side === side && !r.error)
+  const stats = Object.fromEntries(
+    Object.keys(SIDES).map((side) => {
+      const rates = ok(side).map((r) => r.rate)
+      const rss = runs.filter((r) => r.side === side && r.rssKB).map((r) => r.rssKB)
+      return [side, { runs: rates.length, bestRate: rates.length ? Math.max(...rates) : undefined, medianRate: rates.length ? median(rates) : undefined, peakRssKB: rss.length ? Math.max(...rss) : undefined }]
+    }),
+  )
+  const ratios = {}
+  for (const side of ['ndjson', 'csv']) {
+    const d = stats[side]
+    const f = stats.floor
+    const clean = !runs.some((r) => r.side === side && r.error)
+    ratios[side] = {
+      median: d.medianRate / f.medianRate,
+      best: d.bestRate / f.bestRate,
+      pass: clean && d.medianRate / f.medianRate >= TARGETS.pullRatio,
+      passRss: d.peakRssKB !== undefined && mb(d.peakRssKB) <= TARGETS.pullRssMB,
+    }
   }
-}
-
-/** The first `bytes` of a file, as text (the outputs are hundreds of MB: never read whole). */
-function readHead(path, bytes = 64 * 1024) {
-  const fd = openSync(path, 'r')
-  try {
-    const buf = Buffer.alloc(bytes)
-    const n = readSync(fd, buf, 0, bytes, 0)
-    return buf.subarray(0, n).toString('utf8')
-  } finally {
-    closeSync(fd)
-  }
+  return { version: 2, records: n, latencyMs, runs, stats, ratios, profiles, errors }
 }
 
 async function benchImport() {
@@ -554,29 +565,58 @@ function renderStartup(e) {
   ].join('\n\n')
 }
 
-function renderPull(e) {
+const PULL_LABELS = { ndjson: '`doorctl records pull --format ndjson`', csv: '`doorctl records pull --format csv`', floor: 'floor: `bench/floor-pull.js`' }
+
+function pullMeasures(r) {
+  return ['ndjson', 'csv'].flatMap((side) => [
+    [`records/s ${side.toUpperCase()}, median (best) of ${r.stats[side].runs}: ratio doorctl / floor`, `${f0(r.stats[side].medianRate)} (${f0(r.stats[side].bestRate)})`, `${f0(r.stats.floor.medianRate)} (${f0(r.stats.floor.bestRate)})`, `${f2(r.ratios[side].median)} (${f2(r.ratios[side].best)})`, `≥ ${TARGETS.pullRatio.toFixed(1)}`, verdict(r.ratios[side].pass)],
+    [`peak RSS MB ${side.toUpperCase()}, highest of the runs`, f1(mb(r.stats[side].peakRssKB)), f1(mb(r.stats.floor.peakRssKB)), f1(mb(r.stats[side].peakRssKB)), `≤ ${TARGETS.pullRssMB}`, verdict(r.ratios[side].passRss)],
+  ])
+}
+
+function renderPull(e, before) {
   const r = e.result
+  if (r.version !== 2) return `## 2. pull\n\n${stamp(e)}\n\nMeasured with an earlier version of this benchmark: run \`node bench/run.js pull\`.`
   const rows = r.runs.map((x) => [
-    x.side === 'doorctl' ? '`doorctl records pull --format ndjson`' : 'floor: `bench/floor-pull.js`',
+    PULL_LABELS[x.side],
     String(x.round + 1),
     f2(x.ms / 1000),
     f0(x.count),
+    f0(x.unique),
     f0(x.rate),
     f1(mb(x.rssKB)),
     f1(x.cpuMs / 1000),
     f1(x.simCpuMs / 1000),
     x.error ? `**FAILED**: ${x.error}` : 'ok',
   ])
-  return [
+  const head = ['measure', 'doorctl', 'floor', 'value', 'target', 'result']
+  const parts = [
     '## 2. pull',
-    stamp(e),
-    `${f0(r.records)} generated records on the simulator (latency 0), exported to an NDJSON file. Runs in the order made; records/s = lines in the output / wall seconds (spawn to exit).`,
-    table(['run', '#', 'wall s', 'records', 'records/s', 'peak RSS MB', 'client CPU s', 'simulator CPU s', 'check'], rows),
-    table(['measure', 'doorctl', 'floor', 'value', 'target', 'result'], [
-      ['records/s, best of 2 (ratio doorctl / floor)', f0(r.best.doorctl?.rate), f0(r.best.floor?.rate), f2(r.ratio), `≥ ${TARGETS.pullRatio}`, verdict(r.passRatio)],
-      ['peak RSS MB, highest of the runs', f1(mb(r.doorctlRssKB)), f1(mb(r.floorRssKB)), f1(mb(r.doorctlRssKB)), `≤ ${TARGETS.pullRssMB}`, verdict(r.passRss)],
-    ]),
-  ].join('\n\n')
+    stamp(e) + (e.commit ? ` · code at ${e.commit}` : ''),
+    `${f0(r.records)} generated records on the simulator, which answers every request ${r.latencyMs} ms late (as a device on a LAN might), exported to a file by doorctl (NDJSON, CSV) and by the floor (NDJSON), ${r.stats.floor.runs} rounds, interleaved and rotating. records/s = records in the output / wall seconds (spawn to exit); every output is checked for the count and for ids exported twice ("unique").`,
+    table(['run', '#', 'wall s', 'records', 'unique', 'records/s', 'peak RSS MB', 'client CPU s', 'simulator CPU s', 'check'], rows),
+    table(head, pullMeasures(r)),
+  ]
+  const b = before?.result
+  if (b?.version === 2) {
+    parts.push(
+      `**Before** (the code at ${before.commit ?? 'the previous commit'}, measured the same way on ${before.date}, load average ${before.loadBefore.join('/')} before, ${before.loadAfter.join('/')} after):`,
+      table(head, pullMeasures(b)),
+    )
+  }
+  for (const [side, p] of Object.entries(r.profiles ?? {})) {
+    parts.push(
+      `CPU profile of one more ${side.toUpperCase()} run (\`node --cpu-prof\`, not counted above: ${f1(p.ms / 1000)} s, ${f0(p.rate)} records/s), self time by area: ` +
+        p.areas.map((a) => `${a.area} ${f0(100 * a.share)} %`).join(', ') + '. Top functions by self time:',
+      table(['function', 'where', 'area', 'ms', 'share'], p.top.map((t) => [`\`${t.fn}\``, t.where ? `\`${t.where}\`` : '(native)', t.area, f0(t.ms), `${f1(100 * t.share)} %`])),
+    )
+  }
+  if (b?.profiles) {
+    for (const [side, p] of Object.entries(b.profiles)) {
+      parts.push(`Before, the same profile (${side.toUpperCase()}): ` + p.areas.map((a) => `${a.area} ${f0(100 * a.share)} %`).join(', ') + '.')
+    }
+  }
+  return parts.join('\n\n')
 }
 
 function renderImport(e) {
@@ -646,22 +686,19 @@ function autoNotes(all) {
     )
   }
   const pu = all.pull?.result
-  if (pu) {
-    const d = pu.runs.filter((r) => r.side === 'doorctl' && r.simCpuMs)
-    const f = pu.runs.filter((r) => r.side === 'floor' && r.simCpuMs)
+  if (pu?.version === 2) {
     const avg = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length
-    if (d.length && f.length) {
-      notes.push(
-        `**pull**: the simulator generates every record on request and serialises 1000 a page; it used ${f1(avg(d.map((r) => r.simCpuMs)) / 1000)} s of CPU per doorctl run and ${f1(avg(f.map((r) => r.simCpuMs)) / 1000)} s per floor run, while the clients themselves used ${f1(avg(d.map((r) => r.cpuMs ?? NaN)) / 1000)} s (doorctl) and ${f1(avg(f.map((r) => r.cpuMs ?? NaN)) / 1000)} s (floor). On 2 cores the device, the client and anything else running on the machine share the CPUs, so both sides are partly bound by the simulator and the ratio understates a client-only difference. doorctl keeps one page prefetched (2 requests in flight); the floor has one in flight.`,
-      )
-    }
+    const of = (side, k) => f1(avg(pu.runs.filter((r) => r.side === side && r[k] !== undefined).map((r) => r[k])) / 1000)
+    notes.push(
+      `**pull**: the simulator generates every record on request and serialises 1000 a page, in a process of its own; it used ${of('ndjson', 'simCpuMs')} s of CPU per doorctl NDJSON run, ${of('csv', 'simCpuMs')} s per CSV run and ${of('floor', 'simCpuMs')} s per floor run, while the clients themselves used ${of('ndjson', 'cpuMs')} s (NDJSON), ${of('csv', 'cpuMs')} s (CSV) and ${of('floor', 'cpuMs')} s (floor). On 2 cores the device, the client and anything else running on the machine share the CPUs, so every side is partly bound by the simulator. The floor has one request in flight and writes each record with its own write. doorctl keeps three pages in flight while it decodes and writes the current one (a page waits as bytes and is parsed when its turn comes), parses a page's record array a slice of ~32 KB at a time instead of as one ~350 KB string (V8 builds strings over ~128 KB in its large-object space, several times costlier and kept until a full GC), encodes each row straight into one buffer per page and writes it at once, reuses its body and output buffers, and bounds V8's old-generation growth during a pull (\`--heap-growing-percent=100\`). In the profiles a function's self time includes the native work V8 does not sample apart: \`writeRows\` is mostly JSON.stringify of the rows, \`parseAnswer\` is JSON.parse of the bodies, \`slice\` (Buffer#toString) their UTF-8 decoding, \`write\`/\`writeBuffer\`/\`writeLatin1String\` the encoding of rows into the output buffer; idle is waiting for the device or the disk.`,
+    )
   }
   const im = all.import?.result
   if (im) {
     notes.push(
       `**import**: the floor sends one request at a time (sequential, as specified); doorctl keeps 4 requests in flight per device` +
         (im.ratio > 1 ? `, which is why it beats the floor (ratio ${f2(im.ratio)}): its per-person overhead is hidden by that concurrency, it does not do less work.` : '.') +
-        ` Each run adds ${f0(im.people)} new users to a fresh simulator (its own process, started before the timed command). Peak RSS of every doorctl command that talks to a device includes a transient ~35 MB: V8 re-compiling undici's WebAssembly HTTP parser (llhttp) with its optimising compiler shortly after the first request (measured separately while writing these benchmarks: one request through undici's \`Pool\` peaks at ~99 MB, ~64 MB with V8's \`--liftoff-only\`). The fetch-based floors pay the same for Node's built-in undici.`,
+        ` Each run adds ${f0(im.people)} new users to a fresh simulator (its own process, started before the timed command). V8 would compile undici's WebAssembly HTTP parser (llhttp) a second time with its optimising compiler shortly after the first request, a transient ~35 MB (one request through undici's \`Pool\` peaked at ~99 MB, ~64 MB without it); \`bin/run.js\` keeps WebAssembly at V8's baseline tier (\`--liftoff-only\`), so doorctl no longer pays it, while the fetch-based floors still do for Node's built-in undici.`,
     )
   }
   const va = all.validate?.result
@@ -711,7 +748,7 @@ function render(all) {
       parts.push(`## ${ORDER.indexOf(name) + 1}. ${name}\n\n${stamp(e)}\n\n**The benchmark did not complete:** ${e.crash}`)
       continue
     }
-    parts.push(RENDER[name](e))
+    parts.push(name === 'pull' ? renderPull(e, all['pull-before']) : RENDER[name](e))
   }
   const notes = autoNotes(all)
   notes.push(
@@ -1033,7 +1070,7 @@ async function main() {
   const t0 = Date.now()
   for (const name of names) {
     log(`${name} …`)
-    const entry = { date: new Date().toISOString(), machine: mach, sizes: sizesFor(name), loadBefore: loadavg() }
+    const entry = { date: new Date().toISOString(), machine: mach, commit: commitOf(), sizes: sizesFor(name), loadBefore: loadavg() }
     const t = Date.now()
     try {
       entry.result = await BENCHES[name](all[name])
@@ -1044,7 +1081,8 @@ async function main() {
     }
     entry.loadAfter = loadavg()
     entry.seconds = (Date.now() - t) / 1000
-    all[name] = entry
+    // BENCH_SAVE_AS keeps a run beside the current one (e.g. pull-before: the code before a change)
+    all[names.length === 1 && process.env.BENCH_SAVE_AS ? process.env.BENCH_SAVE_AS : name] = entry
     writeFileSync(RESULTS_JSON, JSON.stringify(all, null, 2) + '\n')
     writeFileSync(RESULTS_MD, render(all))
     log(`${name} done in ${entry.seconds.toFixed(0)} s`)
@@ -1053,9 +1091,20 @@ async function main() {
   process.exitCode = crashed ? 1 : 0
 }
 
+/** The commit measured, and whether the working tree had changes on top of it. */
+function commitOf() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'commands'], { cwd: ROOT, encoding: 'utf8' }).trim() !== ''
+    return dirty ? `${head} (with uncommitted changes)` : head
+  } catch {
+    return undefined
+  }
+}
+
 function sizesFor(name) {
   if (name === 'startup') return { startupRuns: SIZES.startupRuns }
-  if (name === 'pull') return { records: SIZES.records }
+  if (name === 'pull') return { records: SIZES.records, pullLatencyMs: SIZES.pullLatencyMs, pullRounds: SIZES.pullRounds }
   if (name === 'import') return { people: SIZES.people }
   if (name === 'gateway') return { devices: SIZES.devices }
   if (name === 'udp') return { udpDevices: SIZES.udpDevices }

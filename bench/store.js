@@ -88,7 +88,7 @@ function workloads(n) {
 /** Each variant: open on a fresh location (SQLite's `synchronous` as given), the four steps, close. */
 const VARIANTS = {
   floor: async (home, sync) => {
-    const { GatewayStore } = await dist('gateway/store.js')
+    const { GatewayStore } = await dist('store/gateway-store.js')
     new GatewayStore(home).close() // the same schema for everyone
     const f = new Floor(home, sync)
     return {
@@ -101,7 +101,7 @@ const VARIANTS = {
     }
   },
   core: async (home, sync) => {
-    const { GatewayStore } = await dist('gateway/store.js')
+    const { GatewayStore } = await dist('store/gateway-store.js')
     const { SqliteGateways } = await dist('store/sqlite-gateways.js')
     const s = new GatewayStore(home)
     s.db.pragma(`synchronous = ${sync}`)

@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs'
 import { DoorctlCommand } from '../src/cli/base-command.js'
 import { listenerFlags } from '../src/cli/flags.js'
 import { UsageError } from '../src/types/errors.js'
+import { isoWithOffsetMs } from '../src/util/time.js'
 import { startGateway } from '../src/ops/gateway-client.js'
 import type { Logger } from '../src/types/driver.js'
 
@@ -50,7 +51,7 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
 function fileLogger(path: string, verbose: boolean): Logger {
   const out = createWriteStream(path, { flags: 'a', mode: 0o600 })
   const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
-    out.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n')
+    out.write(JSON.stringify({ time: isoWithOffsetMs(new Date()), level, msg, ...fields }) + '\n')
   return {
     debug: (m, f) => { if (verbose) line('debug', m, f) },
     info: (m, f) => line('info', m, f),

@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { renderTable } from '../../src/cli/render.js'
 import { identityOf } from '../../src/store/inventory.js'
+import { isoWithOffset } from '../../src/util/time.js'
 
 export default class DeviceList extends DoorctlCommand {
   static override description = 'List the devices in the inventory, with presence for push-style devices'
@@ -20,7 +21,7 @@ export default class DeviceList extends DoorctlCommand {
     const { readPresence } = await import('../../src/gateway/presence.js')
     const known = pushStyle || flags.discovered ? await readPresence(this.home) : { running: false, presence: [], discovered: [] }
     if (flags.discovered) {
-      const discovered = known.discovered.map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: new Date(d.lastSeen).toISOString(), info: d.info }))
+      const discovered = known.discovered.map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: isoWithOffset(new Date(d.lastSeen)), info: d.info }))
       if (!this.jsonEnabled()) {
         if (discovered.length === 0) this.log('no discovered devices')
         else renderTable(['PROTOCOL', 'IDENTITY', 'ADDRESS', 'LAST SEEN'], discovered.map((d) => [d.protocol, d.identity, d.address, d.last_seen]))

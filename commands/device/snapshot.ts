@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
 import { writeFileAtomic } from '../../src/util/atomic-file.js'
+import { isoWithOffsetMs } from '../../src/util/time.js'
 
 export default class DeviceSnapshot extends DoorctlCommand {
   static override description = "Save a picture from devices' cameras"
@@ -22,7 +23,7 @@ export default class DeviceSnapshot extends DoorctlCommand {
     return this.operate(devices, flags, 'taking snapshots', async (d, ctx, device) => {
       const r = await d.snapshot(ctx)
       if (r.queued || !r.photo) return { status: r.queued ? 'queued' : undefined, message: r.message ?? 'no picture came back', fields: r.data }
-      const file = toDir ? join(flags.output, `${device.name}-${new Date().toISOString().replace(/[:.]/g, '-')}.jpg`) : flags.output
+      const file = toDir ? join(flags.output, `${device.name}-${isoWithOffsetMs(new Date()).replace(/[:.]/g, '-')}.jpg`) : flags.output
       await writeFileAtomic(file, r.photo, 0o644)
       return { message: `saved ${file} (${Math.round(r.photo.length / 1024)} KB)`, fields: { file, bytes: r.photo.length } }
     })

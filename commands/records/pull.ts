@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
+import { boundHeapGrowth } from '../../src/cli/heap.js'
 import { UsageError } from '../../src/types/errors.js'
 import { exportRecords } from '../../src/ops/records-export.js'
 import { RECORD_FORMATS, type RecordFormat } from '../../src/ops/record-writer.js'
@@ -25,6 +26,7 @@ export default class RecordsPull extends DoorctlCommand {
 
   async run() {
     const { argv, flags } = await this.parse(RecordsPull)
+    boundHeapGrowth()
     const devices = this.targets(argv as string[], flags)
     const sinceLast = flags.since === 'last'
     const since = flags.since && !sinceLast ? parseTime(flags.since, '--since') : undefined

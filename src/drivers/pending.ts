@@ -26,7 +26,7 @@ export function pendingDriver(protocol: Protocol): DriverModule {
     enrollFace: async () => no(),
     snapshot: async () => no(),
     checkFace: async () => no(),
-    pullRecords: () => ({ records: { [Symbol.asyncIterator]: () => ({ next: async () => no() }) }, cursor: () => undefined }),
+    pullRecords: () => ({ batches: { [Symbol.asyncIterator]: () => ({ next: async () => no() }) }, cursor: () => undefined }),
     watchRecords: () => ({ [Symbol.asyncIterator]: () => ({ next: async () => no() }) }),
     close: async () => {},
   }

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { parse } from 'csv-parse/sync'
 import { Inventory } from '../store/inventory.js'
 import { UsageError } from '../types/errors.js'
+import { isoWithOffset } from '../util/time.js'
 import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { createGatewayHttpServer, Router } from './http.js'
 import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
@@ -304,7 +305,7 @@ export class Gateway {
     const now = Date.now()
     return [...this.presenceMap.values()].map((p) => ({
       device: p.device, protocol: p.protocol, online: now - p.lastSeen < this.settings.offlineAfterMs,
-      lastSeen: new Date(p.lastSeen).toISOString(), address: p.address, info: p.info,
+      lastSeen: isoWithOffset(new Date(p.lastSeen)), address: p.address, info: p.info,
     }))
   }
 

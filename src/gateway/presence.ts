@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { isoWithOffset } from '../util/time.js'
 import { ControlClient } from './control.js'
 import { GatewayStore } from '../store/gateway-store.js'
 import { DEFAULT_SETTINGS, type DevicePresence, type DiscoveredRow } from '../types/gateway.js'
@@ -21,7 +22,7 @@ export async function readPresence(home: string): Promise<{ running: boolean; pr
     const now = Date.now()
     const presence = store.presence().map((p) => ({
       device: p.device, protocol: p.protocol, online: now - p.lastSeen < DEFAULT_SETTINGS.offlineAfterMs,
-      lastSeen: new Date(p.lastSeen).toISOString(), address: p.address, info: p.info,
+      lastSeen: isoWithOffset(new Date(p.lastSeen)), address: p.address, info: p.info,
     }))
     return { running: false, presence, discovered: store.discovered() }
   } finally {

@@ -16,6 +16,9 @@ export interface PushCapabilities {
   unsupportedWhy?: Partial<Record<CommandKind, string>>
 }
 
+/** Records read from the spool at a time. */
+const SPOOL_PAGE = 1000
+
 /** Default lifetime of a command queued with --no-wait when no --timeout was given. */
 export const NO_WAIT_EXPIRY_MS = 24 * 3600_000
 
@@ -157,29 +160,30 @@ export class PushDriver implements DeviceDriver {
     return { ...r, data: r.queued ? r.data : {}, photo: typeof b64 === 'string' ? Buffer.from(b64, 'base64') : undefined }
   }
 
-  /** Records from the spool, in arrival order; the cursor is the spool sequence number. */
+  /** Records from the spool in arrival order, a page at a time; the cursor is the spool sequence number. */
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull {
     let lastSeq = typeof (query.after as { seq?: unknown } | undefined)?.seq === 'number' ? (query.after as { seq: number }).seq : 0
     const device = this.device.name
     const home = this.env.home
-    async function* records(): AsyncIterable<AccessRecord> {
+    const range = { since: query.since?.getTime(), until: query.until?.getTime() }
+    // The spool is SQLite in this process: a page is read synchronously, there is no latency to hide.
+    async function* batches(): AsyncIterable<readonly AccessRecord[]> {
       const store = new GatewayStore(home, { readonly: true })
       try {
         for (;;) {
           if (ctx.signal.aborted) throw ctx.signal.reason
-          const page = store.records(device, lastSeq, 1000, { since: query.since?.getTime(), until: query.until?.getTime() })
-          for (const r of page) {
-            const photo = r.photoPath ? store.photo(r.photoPath) : undefined
-            yield { ...r, time: new Date(r.time), photo }
-            lastSeq = r.seq
-          }
-          if (page.length < 1000) return
+          const page = store.records(device, lastSeq, SPOOL_PAGE, range)
+          if (page.length === 0) return
+          const batch = page.map((r) => ({ ...r, time: new Date(r.time), photo: r.photoPath ? store.photo(r.photoPath) : undefined }))
+          lastSeq = page[page.length - 1]!.seq
+          yield batch
+          if (page.length < SPOOL_PAGE) return
         }
       } finally {
         store.close()
       }
     }
-    return { records: records(), cursor: () => ({ seq: lastSeq }) }
+    return { batches: batches(), cursor: () => ({ seq: lastSeq }) }
   }
 
   async *watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord> {

@@ -1,7 +1,8 @@
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
-import { stringify, type Stringifier } from 'csv-stringify'
+import { stringify } from 'csv-stringify/sync'
 import { isoWithOffset } from '../util/time.js'
+import { Utf8Batch } from '../util/utf8-batch.js'
 import type { AccessRecord } from '../types/driver.js'
 
 export const RECORD_FORMATS = ['csv', 'ndjson', 'json'] as const
@@ -28,24 +29,35 @@ export function recordRow(device: string, r: AccessRecord, photo: string): Recor
   }
 }
 
+/** Rows given to csv-stringify at a time: each piece of CSV text stays a small string (see Utf8Batch). */
+const CSV_SLICE = 100
+
 /**
- * Streams rows to `out` in one of the formats, honouring back-pressure so a million records
- * never pile up in memory. `json` is one array (or, embedded, a `"records"` member).
+ * Writes rows to `out` in one of the formats, a batch as one chunk (a page of a million-record
+ * pull is one write, not a thousand), honouring back-pressure so the rows never pile up in
+ * memory. `json` is one array (or, embedded, a `"records"` member).
  */
 export class RecordWriter {
-  private readonly csv?: Stringifier
+  private readonly columns: string[]
+  private headerWritten = false
   private first = true
+  /** Bytes per row of the last batch, to size the next one's buffer. */
+  private rowBytes = 512
+  /** Buffers of batches already written, to fill again: off-heap memory stays flat. */
+  private readonly spare: Buffer[] = []
   count = 0
 
+  /**
+   * `reuseBuffers`: fill a batch's buffer again once `out` has written it; only for a sink that
+   * is done with a chunk when it calls back (a file, a socket), not one that passes it on.
+   */
   constructor(
     private readonly out: Writable,
     readonly format: RecordFormat,
     columns: readonly string[],
+    private readonly opts: { reuseBuffers?: boolean } = {},
   ) {
-    if (format === 'csv') {
-      this.csv = stringify({ header: true, columns: [...columns], cast: { boolean: (v) => (v ? 'true' : 'false') } })
-      this.csv.pipe(out, { end: false })
-    }
+    this.columns = [...columns]
   }
 
   /** Opening text for json (the caller may have written a prefix of its own). */
@@ -53,31 +65,64 @@ export class RecordWriter {
     if (this.format === 'json') await this.raw(prefix)
   }
 
-  async write(row: RecordRow): Promise<void> {
-    this.count++
-    if (this.csv) {
-      if (!this.csv.write(row)) await once(this.csv, 'drain')
-      return
-    }
-    const text = JSON.stringify(row)
-    if (this.format === 'ndjson') return this.raw(text + '\n')
-    const sep = this.first ? '' : ','
-    this.first = false
-    return this.raw(sep + '\n' + text)
+  write(row: RecordRow): Promise<void> {
+    return this.writeBatch([row])
   }
 
-  /** Flushes everything written so far into `out`; does not end `out`. */
+  /** The rows as one chunk; resolves when `out` can take more. */
+  writeBatch(rows: readonly RecordRow[]): Promise<void> {
+    return this.writeRows(rows.length, (i) => rows[i]!)
+  }
+
+  /**
+   * Rows 0 … count-1 as one chunk, each made by `rowAt` only when its turn comes (a page's rows
+   * are never all in memory at once); resolves when `out` can take more.
+   */
+  writeRows(count: number, rowAt: (i: number) => RecordRow): Promise<void> {
+    if (count === 0) return Promise.resolve()
+    this.count += count
+    const batch = new Utf8Batch(Math.ceil(count * this.rowBytes * 1.25), this.spare.pop())
+    if (this.format === 'csv') {
+      for (let from = 0; from < count; from += CSV_SLICE) {
+        // as arrays in column order: csv-stringify looks an object's fields up as paths, at a cost
+        const slice: unknown[][] = []
+        for (let i = from; i < Math.min(count, from + CSV_SLICE); i++) {
+          const row = rowAt(i)
+          slice.push(this.columns.map((c) => row[c]))
+        }
+        batch.add(this.csv(slice))
+      }
+    } else if (this.format === 'ndjson') {
+      for (let i = 0; i < count; i++) batch.add(JSON.stringify(rowAt(i)) + '\n')
+    } else {
+      for (let i = 0; i < count; i++) {
+        batch.add((this.first ? '\n' : ',\n') + JSON.stringify(rowAt(i)))
+        this.first = false
+      }
+    }
+    this.rowBytes = Math.max(64, Math.ceil(batch.byteLength / count))
+    if (!this.opts.reuseBuffers) return this.raw(batch.take())
+    const buffer = batch.buffer
+    return this.raw(batch.take(), () => {
+      if (this.spare.length < 2) this.spare.push(buffer)
+    })
+  }
+
+  /** Writes what is still owed (the CSV header of an empty export, json's closing text); does not end `out`. */
   async finish(suffix = '\n]\n'): Promise<void> {
-    if (this.csv) {
-      const done = once(this.csv, 'end')
-      this.csv.end()
-      await done
-    } else if (this.format === 'json') {
-      await this.raw(suffix)
-    }
+    if (this.format === 'csv' && !this.headerWritten) await this.raw(this.csv([]))
+    else if (this.format === 'json') await this.raw(suffix)
   }
 
-  private async raw(text: string): Promise<void> {
-    if (!this.out.write(text)) await once(this.out, 'drain')
+  private csv(rows: unknown[][]): string {
+    const header = !this.headerWritten
+    this.headerWritten = true
+    return stringify(rows, { header, columns: this.columns, cast: { boolean: (v) => (v ? 'true' : 'false') } })
+  }
+
+  /** `written` runs once `out` is done with the chunk. */
+  private raw(chunk: string | Buffer, written?: () => void): Promise<void> {
+    const more = written ? this.out.write(chunk, (err) => { if (!err) written() }) : this.out.write(chunk)
+    return more ? Promise.resolve() : once(this.out, 'drain').then(() => {})
   }
 }

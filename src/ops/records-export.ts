@@ -7,8 +7,9 @@ import { CursorStore, type CursorEntry } from '../store/cursors.js'
 import { fsyncDir, tempPathFor } from '../util/atomic-file.js'
 import { RecordWriter, recordRow, BASE_RECORD_COLUMNS, type RecordFormat } from './record-writer.js'
 import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
+import { isoWithOffset } from '../util/time.js'
 import { loadDriver } from '../drivers/registry.js'
-import type { DeviceEntry, PullQuery } from '../types/driver.js'
+import type { AccessRecord, DeviceEntry, PullQuery } from '../types/driver.js'
 import type { DriverEnv } from '../types/driver-module.js'
 
 export interface ExportOptions {
@@ -49,6 +50,8 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
   if (recovered !== 'none') o.env.log.info(`previous interrupted pull ${recovered === 'committed' ? 'was completed' : 'was rolled back'}`)
   const previous = cursors.read()
 
+  // before the output is opened: a driver that cannot be loaded leaves no temp file behind
+  const extras = await extraColumns(o.devices)
   const toFile = o.output !== '-'
   const outputPath = toFile ? resolve(o.output) : '-'
   let temp: string | undefined
@@ -57,14 +60,15 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
     mkdirSync(dirname(outputPath), { recursive: true })
     removeStaleTemps(outputPath)
     temp = tempPathFor(outputPath)
-    sink = createWriteStream(temp, { mode: 0o644 })
+    // a page's rows (~0.5 MB) go to the file while the next page is decoded
+    sink = createWriteStream(temp, { mode: 0o644, highWaterMark: 1 << 20 })
   } else {
     sink = o.stdout
   }
   if (o.photosDir) mkdirSync(o.photosDir, { recursive: true })
 
-  const extras = await extraColumns(o.devices)
-  const writer = new RecordWriter(sink, o.format, [...BASE_RECORD_COLUMNS, ...extras, 'photo'])
+  // our own temp file is done with a chunk once it calls back
+  const writer = new RecordWriter(sink, o.format, [...BASE_RECORD_COLUMNS, ...extras, 'photo'], { reuseBuffers: toFile })
   await writer.begin(o.jsonPrefix)
 
   const newCursors: Record<string, CursorEntry> = {}
@@ -76,33 +80,32 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
     if (o.sinceLast && previous[device.name]?.protocol === device.protocol) query.after = previous[device.name].cursor
     let count = 0
     const pull = driver.pullRecords(query, ctx)
+    // the position after the last batch that was completely written
+    let cursor: unknown
     const remember = () => {
       if (!o.sinceLast || count === 0) return
       newCursors[device.name] = {
         protocol: device.protocol,
-        cursor: pull.cursor(),
-        updated_at: new Date().toISOString(),
+        cursor,
+        updated_at: isoWithOffset(new Date()),
         exported_total: (previous[device.name]?.exported_total ?? 0) + count,
       }
     }
     try {
-      for await (const r of pull.records) {
-        let photo = ''
-        if (r.photo && r.photo.length > 0) {
-          if (o.photosDir) {
-            photo = join(o.photosDir, `${safeName(device.name)}_${safeName(r.recordId)}.jpg`)
-            await writeFile(photo, r.photo)
-          } else {
-            photo = r.photo.toString('base64')
-          }
-        }
-        await writer.write(recordRow(device.name, r, photo))
-        count++
+      for await (const batch of pull.batches) {
+        const n = batch.length
+        const files = o.photosDir ? await writePhotos(o.photosDir, device.name, batch) : undefined
+        // a photo is a file name with --photos, else base64 in the row
+        const photo = (r: AccessRecord, i: number): string => (files ? (files[i] ?? '') : r.photo?.length ? r.photo.toString('base64') : '')
+        await writer.writeRows(n, (i) => recordRow(device.name, batch[i]!, photo(batch[i]!, i)))
+        count += n
+        cursor = pull.cursor()
       }
       remember()
       return { ...base, ok: true, status: 'ok' as const, message: `${count} record${count === 1 ? '' : 's'}`, count }
     } catch (err) {
       // what was written is kept and its cursor committed: the next --since last run continues after it
+      // (a batch that failed half way, e.g. a photo that could not be written, is not in the cursor)
       remember()
       const r = errorResult(err)
       return { ...base, ...r, message: count > 0 ? `${r.message} (after ${count} records, which were exported)` : r.message, count }
@@ -141,6 +144,19 @@ async function fsyncFile(path: string): Promise<void> {
   const fh = await open(path, 'r+')
   await fh.sync()
   await fh.close()
+}
+
+/** The batch's capture photos as files in `dir`, written together; their paths by index in the batch. */
+async function writePhotos(dir: string, device: string, batch: readonly AccessRecord[]): Promise<string[]> {
+  const paths: string[] = []
+  const writes: Promise<void>[] = []
+  batch.forEach((r, i) => {
+    if (!r.photo || r.photo.length === 0) return
+    paths[i] = join(dir, `${safeName(device)}_${safeName(r.recordId)}.jpg`)
+    writes.push(writeFile(paths[i]!, r.photo))
+  })
+  await Promise.all(writes)
+  return paths
 }
 
 function safeName(s: string): string {

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs'
 import Conf from 'conf'
 import { UsageError, type InputProblem } from '../types/errors.js'
+import { isoWithOffset } from '../util/time.js'
 import { PROTOCOLS, type DeviceEntry, type Protocol } from '../types/driver.js'
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
@@ -101,7 +102,7 @@ export function buildDeviceEntry(input: DeviceInput, where: Omit<InputProblem, '
   for (const t of tags) if (!TAG_RE.test(t)) bad('tags', `"${t}" is not a valid tag`)
   const port = parsePort(input.port, 'port', bad)
   const wsPort = parsePort(input.wsPort, 'ws_port', bad)
-  const entry: DeviceEntry = { name, protocol, tags: [...new Set(tags)], addedAt: new Date().toISOString() }
+  const entry: DeviceEntry = { name, protocol, tags: [...new Set(tags)], addedAt: isoWithOffset(new Date()) }
   const text = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim())
 
   switch (protocol) {

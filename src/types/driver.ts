@@ -143,8 +143,9 @@ export interface PullQuery {
 
 /** A pull in progress: iterate `records`, then `cursor()` covers everything yielded. */
 export interface RecordPull {
-  records: AsyncIterable<AccessRecord>
-  /** The cursor to store after the records were safely written; call after iteration finished. */
+  /** The records, a batch (a device page) at a time; a consumer handles one batch before asking for the next. */
+  batches: AsyncIterable<readonly AccessRecord[]>
+  /** The cursor to store once the batches handed out so far are safely written. */
   cursor(): unknown
 }
 

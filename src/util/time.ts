@@ -35,13 +35,42 @@ export function parseTime(text: string, what: string): Date {
 
 const pad = (n: number, w = 2) => String(Math.abs(n)).padStart(w, '0')
 
+const offsets = new Map<number, string>()
+
+/** "+08:00", "-03:30", "+00:00" for minutes east of UTC. */
+function offsetText(offsetMinutes: number): string {
+  let text = offsets.get(offsetMinutes)
+  if (text === undefined) {
+    const abs = Math.abs(offsetMinutes)
+    text = `${offsetMinutes >= 0 ? '+' : '-'}${pad(Math.trunc(abs / 60))}:${pad(abs % 60)}`
+    if (offsets.size < 64) offsets.set(offsetMinutes, text)
+  }
+  return text
+}
+
+const DAY_MS = 86_400_000
+const TWO_DIGITS = Array.from({ length: 60 }, (_, i) => pad(i))
+// the date part of the day last rendered: a pull renders a million times, mostly of a few days
+let cachedDay = NaN
+let cachedDayText = ''
+
 /** ISO 8601 with an explicit offset (never "Z"-only): what people in the field read and sort. */
 export function isoWithOffset(date: Date, offsetMinutes = -date.getTimezoneOffset()): string {
-  const shifted = new Date(date.getTime() + offsetMinutes * 60_000)
-  const sign = offsetMinutes >= 0 ? '+' : '-'
-  return (
-    `${shifted.getUTCFullYear()}-${pad(shifted.getUTCMonth() + 1)}-${pad(shifted.getUTCDate())}` +
-    `T${pad(shifted.getUTCHours())}:${pad(shifted.getUTCMinutes())}:${pad(shifted.getUTCSeconds())}` +
-    `${sign}${pad(Math.trunc(Math.abs(offsetMinutes) / 60))}:${pad(Math.abs(offsetMinutes) % 60)}`
-  )
+  const local = date.getTime() + offsetMinutes * 60_000
+  const day = Math.floor(local / DAY_MS)
+  if (day !== cachedDay) {
+    const d = new Date(day * DAY_MS)
+    if (Number.isNaN(d.getTime())) return `NaN-NaN-NaNTNaN:NaN:NaN${offsetText(offsetMinutes)}`
+    cachedDayText = `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T`
+    cachedDay = day
+  }
+  const s = Math.floor((local - day * DAY_MS) / 1000)
+  return `${cachedDayText}${TWO_DIGITS[Math.floor(s / 3600)]}:${TWO_DIGITS[Math.floor(s / 60) % 60]}:${TWO_DIGITS[s % 60]}${offsetText(offsetMinutes)}`
+}
+
+/** isoWithOffset with milliseconds, where events a few ms apart must keep their order (log lines, file names). */
+export function isoWithOffsetMs(date: Date, offsetMinutes = -date.getTimezoneOffset()): string {
+  const text = isoWithOffset(date, offsetMinutes)
+  const ms = ((date.getTime() % 1000) + 1000) % 1000
+  return `${text.slice(0, -6)}.${pad(ms, 3)}${text.slice(-6)}`
 }

@@ -8,6 +8,7 @@ import { GatewayStore } from '../../src/store/gateway-store.js'
 import { FIXTURES, doorctl, freePort, startDoorctl, tempDir, until } from '../helpers.js'
 
 const face = readFileSync(join(FIXTURES, 'face.jpg'))
+const ISO_WITH_OFFSET = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/
 
 describe('httpv2 devices through the gateway (built binary, simulated devices on 127.0.0.1)', () => {
   const work = tempDir('doorctl-h2-')
@@ -131,6 +132,11 @@ describe('httpv2 devices through the gateway (built binary, simulated devices on
       const d = r.json().devices[0]
       expect(d).toMatchObject({ name: 'door-1', online: true })
       expect(Date.parse(d.last_seen)).toBeGreaterThan(Date.now() - 60_000)
+      // the records' rendering: ISO 8601 with the offset, never "Z"
+      expect(d.last_seen).toMatch(ISO_WITH_OFFSET)
+      const table = await doorctl(['device', 'list'], { home: env.home.path })
+      const row = table.stdout.split('\n').find((l) => l.includes('door-1'))!
+      expect(row.match(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S*/)?.[0]).toMatch(ISO_WITH_OFFSET)
     })
 
     it('operations go through serve', async () => {
@@ -188,10 +194,13 @@ describe('httpv2 devices through the gateway (built binary, simulated devices on
     it('unknown devices are refused and listed as discovered', async () => {
       const r = await fetch(`http://127.0.0.1:${env.port}/Device/Keepalive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ SN: 'FC-STRANGER01' }) })
       expect((await r.json()).Success).toBe(401)
+      let seen: { identity: string; last_seen: string } | undefined
       await until(async () => {
         const d = await doorctl(['device', 'list', '--discovered', '--json'], { home: env.home.path })
-        return d.json().discovered.some((x: { identity: string }) => x.identity === 'FC-STRANGER01')
+        seen = d.json().discovered.find((x: { identity: string }) => x.identity === 'FC-STRANGER01')
+        return seen !== undefined
       }, 10_000, 'discovered device')
+      expect(seen!.last_seen).toMatch(ISO_WITH_OFFSET)
     })
 
     it('bad bodies get error answers and the gateway stays up', async () => {

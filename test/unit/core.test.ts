@@ -5,7 +5,7 @@ import { CursorStore } from '../../src/store/cursors.js'
 import { InputError, UsageError } from '../../src/types/errors.js'
 import { buildDeviceEntry, maskSecrets } from '../../src/store/inventory.js'
 import { readPeopleCsv } from '../../src/ops/people-csv.js'
-import { isoWithOffset, parseDuration, parseTime } from '../../src/util/time.js'
+import { isoWithOffset, isoWithOffsetMs, parseDuration, parseTime } from '../../src/util/time.js'
 import { mapPool } from '../../src/ops/run.js'
 import { PeopleReport } from '../../src/ops/people-sync.js'
 import type { PersonRules } from '../../src/types/driver.js'
@@ -28,6 +28,30 @@ describe('durations and times', () => {
     expect(isoWithOffset(t, 480)).toBe('2026-11-24T09:02:03+08:00')
     expect(isoWithOffset(t, -330)).toBe('2026-11-23T19:32:03-05:30')
     expect(isoWithOffset(t, 0)).toBe('2026-11-24T01:02:03+00:00')
+    // whole seconds, like the records: the milliseconds are dropped, not rounded
+    expect(isoWithOffset(new Date(t.getTime() + 999), 60)).toBe('2026-11-24T02:02:03+01:00')
+    // the offset can move the date across a year boundary
+    expect(isoWithOffset(new Date(Date.UTC(2026, 0, 1, 2, 0, 0)), -180)).toBe('2025-12-31T23:00:00-03:00')
+    // years toISOString writes differently (6 digits and a sign) still come out as YYYY-…
+    expect(isoWithOffset(new Date(Date.UTC(12026, 0, 2, 3, 4, 5)), 0)).toBe('12026-01-02T03:04:05+00:00')
+    expect(isoWithOffset(new Date(Date.UTC(999, 0, 2, 3, 4, 5)), 0)).toBe('0999-01-02T03:04:05+00:00')
+  })
+  it('with milliseconds, for log lines and file names', () => {
+    const t = new Date(Date.UTC(2026, 10, 24, 1, 2, 3, 45))
+    expect(isoWithOffsetMs(t, 480)).toBe('2026-11-24T09:02:03.045+08:00')
+    expect(isoWithOffsetMs(new Date(Date.UTC(2026, 10, 24, 1, 2, 3)), -330)).toBe('2026-11-23T19:32:03.000-05:30')
+  })
+  it("without an offset given, the machine's own, never Z", () => {
+    const tz = process.env.TZ
+    try {
+      process.env.TZ = 'Asia/Kolkata'
+      expect(isoWithOffset(new Date(Date.UTC(2026, 10, 24, 1, 2, 3)))).toBe('2026-11-24T06:32:03+05:30')
+      process.env.TZ = 'UTC'
+      expect(isoWithOffset(new Date(Date.UTC(2026, 10, 24, 1, 2, 3)))).toBe('2026-11-24T01:02:03+00:00')
+    } finally {
+      if (tz === undefined) delete process.env.TZ
+      else process.env.TZ = tz
+    }
   })
   it('parses dates and date-times, rejects the rest', () => {
     expect(parseTime('2026-11-24T09:02:03+08:00', 'x').getTime()).toBe(Date.UTC(2026, 10, 24, 1, 2, 3))

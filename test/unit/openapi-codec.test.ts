@@ -4,6 +4,7 @@ import {
   decodeImage,
   documentedUserFields,
   mergeConfig,
+  parseAnswer,
   parseEnvelope,
   parsePage,
   personRules,
@@ -260,5 +261,44 @@ describe('config values (8.1.2, 8.1.4, 8.1.5)', () => {
     expect(() => mergeConfig('smartface', current, { tempWarnThre: 'abc' })).toThrow(/must be a number/)
     expect(() => mergeConfig('smartface', current, { faceThre: '11' })).toThrow(/between 0 and 10/)
     expect(() => mergeConfig('perpara', {}, { unlockOuttime: '0' })).toThrow(/between 1 and 30/)
+  })
+})
+
+describe('answer bytes → value (a page\'s records parsed a slice at a time)', () => {
+  const record = (i: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    id: i, signTime: 1_700_000_000 + i, userId: `u${i % 50}`, name: i % 3 ? '王伟' : 'Zoë', type: 1, inputType: 1, deviceMark: 'D', ...extra,
+  })
+  const page = (items: unknown[]): Record<string, unknown> => ({
+    code: 200, message: 'OK', desc: '', data: { total: items.length, pageNum: 1, size: items.length, pageSize: 1000, totalPage: 1, data: items },
+  })
+  const bytes = (v: unknown, space?: number): Buffer => Buffer.from(JSON.stringify(v, null, space))
+
+  it('a 1000-record page gives what JSON.parse gives, text the splitting must not be fooled by included', () => {
+    const items = Array.from({ length: 1000 }, (_, i) =>
+      record(i, i === 10 ? { name: 'a},{"id":99999,"name":"b' } : i === 500 ? { list: [{ x: 1 }, { y: '},{' }], data: [{ z: 2 }] } : i === 700 ? { remark: '"data":[' } : {}),
+    )
+    const b = bytes(page(items))
+    expect(b.length).toBeGreaterThan(64 * 1024)
+    expect(parseAnswer(b)).toEqual(JSON.parse(b.toString()))
+  })
+
+  it('a BOM is skipped; small, pretty-printed or unpaged answers are parsed whole, the same', () => {
+    const items = Array.from({ length: 1000 }, (_, i) => record(i))
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes(page(items))])
+    expect(parseAnswer(bom)).toEqual(page(items))
+    expect(parseAnswer(bytes(page(items), 2))).toEqual(page(items))
+    expect(parseAnswer(bytes(page(items.slice(0, 3))))).toEqual(page(items.slice(0, 3)))
+    const other = { code: 200, message: 'OK', desc: '', data: { text: 'x'.repeat(100_000), list: [1, 2, 3] } }
+    expect(parseAnswer(bytes(other))).toEqual(other)
+    const arrayAfter = { code: 200, data: { data: items, more: [{ a: 1 }, { b: 2 }] } }
+    expect(parseAnswer(bytes(arrayAfter))).toEqual(arrayAfter)
+  })
+
+  it('what is not JSON is a SyntaxError, as with JSON.parse', () => {
+    const items = Array.from({ length: 1000 }, (_, i) => record(i))
+    const whole = bytes(page(items))
+    const cut = whole.subarray(0, whole.length - 100)
+    expect(() => parseAnswer(cut)).toThrow(SyntaxError)
+    expect(() => parseAnswer(Buffer.from('<html>busy</html>'))).toThrow(SyntaxError)
   })
 })

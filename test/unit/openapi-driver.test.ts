@@ -8,12 +8,13 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { until } from '../helpers.js'
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws'
 import { DeviceError, statusOf, TimeoutError, UnsupportedError, UsageError } from '../../src/types/errors.js'
 import { OpenapiDriver, type OpenapiCursor } from '../../src/drivers/openapi/driver.js'
 import { createDriver, personRules } from '../../src/drivers/openapi/index.js'
 import { sign } from '../../src/drivers/openapi/signing.js'
-import type { AccessRecord, Logger, OperationContext, PersonOutcome } from '../../src/types/driver.js'
+import type { AccessRecord, Logger, OperationContext, PersonOutcome, RecordPull } from '../../src/types/driver.js'
 
 type Json = Record<string, unknown>
 interface Rec {
@@ -43,7 +44,12 @@ class FakeDevice {
   inFlight = 0
   maxInFlight = 0
   delayMs = 0
+  /** A delay per request (ms), beside delayMs. */
+  delayFor?: (req: Req) => number
   override?: Override
+  /** Requests answered with 'hang', and how many of them the client has since closed. */
+  hung = 0
+  hungClosed = 0
   /** Called after each /api/record page is computed (to add records "during" a pull). */
   onRecordPage?: (page: number) => void
   private sockets = new Set<import('node:net').Socket>()
@@ -70,7 +76,10 @@ class FakeDevice {
     this.override = undefined
     this.onRecordPage = undefined
     this.delayMs = 0
+    this.delayFor = undefined
     this.maxInFlight = 0
+    this.hung = 0
+    this.hungClosed = 0
     this.password = '123456'
   }
 
@@ -89,9 +98,14 @@ class FakeDevice {
     this.inFlight++
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight)
     try {
-      if (this.delayMs) await new Promise((d) => setTimeout(d, this.delayMs))
+      const delay = this.delayMs + (this.delayFor?.(r) ?? 0)
+      if (delay) await new Promise((d) => setTimeout(d, delay))
       const over = this.override?.(r)
-      if (over === 'hang') return
+      if (over === 'hang') {
+        this.hung++
+        res.on('close', () => this.hungClosed++)
+        return
+      }
       if (over && 'status' in over && typeof over.status === 'number') {
         res.writeHead(over.status as number, { 'content-type': 'text/plain' }).end(over.text as string)
         return
@@ -198,6 +212,12 @@ function ctx(timeoutMs = 5000, signal: AbortSignal = new AbortController().signa
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = []
   for await (const x of it) out.push(x)
+  return out
+}
+/** Every record of a pull, its batches in order. */
+async function pulled(pull: RecordPull): Promise<AccessRecord[]> {
+  const out: AccessRecord[] = []
+  for await (const batch of pull.batches) out.push(...batch)
   return out
 }
 
@@ -381,12 +401,23 @@ describe('people', () => {
     const people = await collect(driver.listPeople(ctx()))
     expect(people.map((p) => p.id)).toEqual([...dev.users.keys()])
     expect(people.filter((p) => p.hasPhoto)).toHaveLength(12)
+    // pages 2 and 3 are asked for together, so they may arrive in either order
     const lists = dev.requests.filter((r) => r.path === '/api/user/list')
-    expect(lists.map((r) => [r.query.get('page'), r.query.get('size')])).toEqual([
+    expect(lists.map((r) => [r.query.get('page'), r.query.get('size')]).sort()).toEqual([
       ['1', '10'],
       ['2', '10'],
       ['3', '10'],
     ])
+  })
+
+  it('listPeople keeps the next pages in flight and yields them in order', async () => {
+    for (let i = 0; i < 95; i++) dev.users.set(`P${String(i).padStart(2, '0')}`, { userId: `P${String(i).padStart(2, '0')}`, userType: 1, name: `n${i}` })
+    // later pages answer sooner: pages arrive out of order
+    dev.delayFor = (r) => (r.path === '/api/user/list' ? 5 * (12 - Number(r.query.get('page'))) : 0)
+    const people = await collect(driver.listPeople(ctx()))
+    expect(people.map((p) => p.id)).toEqual([...dev.users.keys()])
+    expect(dev.requests.filter((r) => r.path === '/api/user/list')).toHaveLength(10)
+    expect(dev.maxInFlight).toBe(3)
   })
 
   it('listPeople stops on an empty page and on 50008', async () => {
@@ -551,7 +582,7 @@ describe('records pull', () => {
     // 2500 records, three per second
     dev.addRecords(2500, 1, (i) => T + Math.floor(i / 3))
     const pull = driver.pullRecords({}, ctx())
-    const recs = await collect(pull.records)
+    const recs = await pulled(pull)
     expect(recs).toHaveLength(2500)
     expect(recs.map((r) => Number(r.recordId))).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1))
     const reqs = dev.requests.filter((r) => r.path === '/api/record')
@@ -572,22 +603,23 @@ describe('records pull', () => {
     expect(pull.cursor()).toEqual({ time: newest, ids: ['2500'] })
   })
 
-  it('a consumer that stops early gets a cursor covering exactly what it took', async () => {
+  it('a consumer that stops early gets a cursor covering exactly the batches it took', async () => {
     dev.addRecords(2500, 1, (i) => T + i)
     const pull = driver.pullRecords({}, ctx())
-    let n = 0
-    for await (const r of pull.records) {
-      if (++n === 1500) {
-        expect(r.recordId).toBe('1500')
-        break
-      }
+    const sizes: number[] = []
+    for await (const batch of pull.batches) {
+      sizes.push(batch.length)
+      expect(pull.cursor()).toEqual({ time: batch[batch.length - 1]!.time.getTime() / 1000, ids: [batch[batch.length - 1]!.recordId] })
+      if (sizes.length === 2) break
     }
-    expect(pull.cursor()).toEqual({ time: T + 1499, ids: ['1500'] })
+    // seconds ≤ newest-2 walked from the last page (2499 records in its window): 499, then 1000
+    expect(sizes).toEqual([499, 1000])
+    expect(pull.cursor()).toEqual({ time: T + 1498, ids: ['1499'] })
   })
 
   it('a single page is read once', async () => {
     dev.addRecords(5, 1, (i) => T + i)
-    const recs = await collect(driver.pullRecords({}, ctx()).records)
+    const recs = await pulled(driver.pullRecords({}, ctx()))
     expect(recs.map((r) => r.recordId)).toEqual(['1', '2', '3', '4', '5'])
     expect(recordPages()).toEqual([1])
   })
@@ -595,7 +627,7 @@ describe('records pull', () => {
   it('cursor: equal-second records are neither repeated nor skipped across runs', async () => {
     dev.addRecords(10, 1, (i) => T + Math.floor(i / 4)) // seconds T..T+2, last second holds ids 9,10
     const p1 = driver.pullRecords({}, ctx())
-    expect((await collect(p1.records)).map((r) => r.recordId)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'])
+    expect((await pulled(p1)).map((r) => r.recordId)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'])
     const c1 = p1.cursor() as OpenapiCursor
     expect(c1).toEqual({ time: T + 2, ids: ['9', '10'] })
 
@@ -604,20 +636,20 @@ describe('records pull', () => {
     dev.addRecords(2, 12, () => T + 5)
     dev.requests = []
     const p2 = driver.pullRecords({ after: JSON.parse(JSON.stringify(c1)) }, ctx())
-    expect((await collect(p2.records)).map((r) => r.recordId)).toEqual(['11', '12', '13'])
+    expect((await pulled(p2)).map((r) => r.recordId)).toEqual(['11', '12', '13'])
     expect(dev.requests.find((r) => r.path === '/api/record')!.query.get('startTime')).toBe(String(T + 1))
     expect(p2.cursor()).toEqual({ time: T + 5, ids: ['12', '13'] })
 
     // nothing new: the cursor stays
     const p3 = driver.pullRecords({ after: p2.cursor() }, ctx())
-    expect(await collect(p3.records)).toEqual([])
+    expect(await pulled(p3)).toEqual([])
     expect(p3.cursor()).toEqual({ time: T + 5, ids: ['12', '13'] })
   })
 
   it('a device whose filter is exclusive still gives every record (one second wider asked)', async () => {
     dev.addRecords(6, 1, (i) => T + i)
     const p1 = driver.pullRecords({ since: new Date((T + 2) * 1000), until: new Date((T + 4) * 1000 + 500) }, ctx())
-    expect((await collect(p1.records)).map((r) => r.recordId)).toEqual(['3', '4', '5'])
+    expect((await pulled(p1)).map((r) => r.recordId)).toEqual(['3', '4', '5'])
     const q = dev.requests.find((r) => r.path === '/api/record')!.query
     expect(q.get('startTime')).toBe(String(T + 1))
     expect(q.get('endTime')).toBe(String(T + 5))
@@ -640,7 +672,7 @@ describe('records pull', () => {
       next += 3
       dev.addRecords(1, next++, () => NOW + 3600)
     }
-    const recs = await collect(driver.pullRecords({}, ctx()).records)
+    const recs = await pulled(driver.pullRecords({}, ctx()))
     expectComplete(recs, 3500)
     const times = recs.map((r) => r.time.getTime())
     expect([...times].sort((a, b) => a - b)).toEqual(times)
@@ -657,7 +689,7 @@ describe('records pull', () => {
       dev.addRecords(calls * 7, next, () => newest - 2)
       next += calls * 7
     }
-    const recs = await collect(driver.pullRecords({}, ctx()).records)
+    const recs = await pulled(driver.pullRecords({}, ctx()))
     expectComplete(recs, 3500)
     const pages = dev.requests.filter((r) => r.path === '/api/record').length
     expect(pages).toBeLessThan(20)
@@ -671,7 +703,7 @@ describe('records pull', () => {
       const sel = [...dev.records].sort((a, b) => b.signTime - a.signTime)
       return ok({ total: 2000, pageNum: 1, size: 1000, pageSize: 1000, totalPage: 2, data: [...sel.slice(0, 999), sel[1000]] })
     }
-    const recs = await collect(driver.pullRecords({}, ctx()).records)
+    const recs = await pulled(driver.pullRecords({}, ctx()))
     const ids = recs.map((r) => r.recordId)
     expect(new Set(ids).size).toBe(ids.length)
   })
@@ -686,20 +718,20 @@ describe('records pull', () => {
       return ok({ total: sel.length, pageNum: page, size: data.length, pageSize: 1000, totalPage: Math.ceil(sel.length / 1000), data })
     }
     const p1 = driver.pullRecords({}, ctx())
-    expect((await collect(p1.records)).map((r) => Number(r.recordId))).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1))
+    expect((await pulled(p1)).map((r) => Number(r.recordId))).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1))
     expect(recordPages()).toEqual([1, 1, 3, 2, 1, 1])
     dev.addRecords(5, 2501, () => T + 900)
     dev.requests = []
     const p2 = driver.pullRecords({ after: p1.cursor() }, ctx())
-    expect((await collect(p2.records)).map((r) => r.recordId)).toEqual(['2501', '2502', '2503', '2504', '2505'])
+    expect((await pulled(p2)).map((r) => r.recordId)).toEqual(['2501', '2502', '2503', '2504', '2505'])
     expect(recordPages()).toEqual([1])
   })
 
   it('an empty log (50008 or total 0) yields nothing', async () => {
-    expect(await collect(driver.pullRecords({}, ctx()).records)).toEqual([])
+    expect(await pulled(driver.pullRecords({}, ctx()))).toEqual([])
     dev.override = () => err(50008, 'Search List Null')
     const p = driver.pullRecords({}, ctx())
-    expect(await collect(p.records)).toEqual([])
+    expect(await pulled(p)).toEqual([])
     expect(p.cursor()).toEqual({ time: 0, ids: [] })
   })
 
@@ -716,8 +748,110 @@ describe('records pull', () => {
       const data = sel.slice((page - 1) * 20, page * 20)
       return ok({ total: 45, pageNum: page, size: data.length, pageSize: 20, totalPage: 3, data })
     }
-    const recs = await collect(driver.pullRecords({}, ctx()).records)
+    const recs = await pulled(driver.pullRecords({}, ctx()))
     expect(recs.map((r) => Number(r.recordId))).toEqual(Array.from({ length: 45 }, (_, i) => i + 1))
+  })
+})
+
+describe('records pull: pages in flight', () => {
+  const T = NOW - 10_000
+  const recordPage = (r: Req): number => (r.path === '/api/record' ? Number(r.query.get('page')) : 0)
+
+  it('pages answered out of order are still handed out oldest first, each record once', async () => {
+    dev.addRecords(5500, 1, (i) => T + Math.floor(i / 2))
+    // the pages asked for later (lower numbers) answer sooner
+    dev.delayFor = (r) => (recordPage(r) > 0 ? 10 * recordPage(r) : 0)
+    const recs = await pulled(driver.pullRecords({}, ctx()))
+    expect(recs.map((r) => Number(r.recordId))).toEqual(Array.from({ length: 5500 }, (_, i) => i + 1))
+    // several pages were in flight together, never more than pagesAhead (3)
+    expect(dev.maxInFlight).toBeGreaterThanOrEqual(2)
+    expect(dev.maxInFlight).toBeLessThanOrEqual(3)
+  })
+
+  it('with one page in flight at a time the walk is the same', async () => {
+    dev.addRecords(2500, 1, (i) => T + Math.floor(i / 3))
+    const d = new OpenapiDriver({ name: 'x', protocol: 'openapi', tags: [], host: '127.0.0.1', port: dev.port }, { pagesAhead: 1 })
+    try {
+      const recs = await pulled(d.pullRecords({}, ctx()))
+      expect(recs.map((r) => Number(r.recordId))).toEqual(Array.from({ length: 2500 }, (_, i) => i + 1))
+      expect(dev.maxInFlight).toBe(1)
+    } finally {
+      await d.close()
+    }
+  })
+
+  it('a page asked for before the log grew, and answered with the older total, is asked for again', async () => {
+    dev.addRecords(4500, 1, (i) => T + Math.floor(i / 2))
+    const newest = T + 2249
+    let added = false
+    // The walk asks for pages 5, 4 and 3 together. Page 4 is answered first; then ten records land
+    // among the older seconds (a device clock that went back); page 5, answered late, shows the new
+    // total. Page 4's positions are from before the growth: taken as they are, ten records would
+    // be skipped.
+    dev.delayFor = (r) => (recordPage(r) === 5 ? 60 : 0)
+    dev.onRecordPage = (page) => {
+      if (page !== 4 || added) return
+      added = true
+      dev.addRecords(10, 100_000, () => newest - 2)
+    }
+    const recs = await pulled(driver.pullRecords({}, ctx()))
+    const ids = recs.map((r) => Number(r.recordId))
+    const seen = new Set(ids)
+    expect(seen.size).toBe(ids.length)
+    expect(Array.from({ length: 4500 }, (_, i) => i + 1).filter((i) => !seen.has(i))).toEqual([])
+    expect(dev.requests.filter((r) => recordPage(r) === 4)).toHaveLength(2)
+  })
+
+  it('stopping early cancels the pages in flight', async () => {
+    dev.addRecords(4500, 1, (i) => T + i)
+    // every page after the first three record requests (probe, page 1, last page) hangs
+    let recordRequests = 0
+    dev.override = (r) => (r.path === '/api/record' && ++recordRequests > 3 ? 'hang' : undefined)
+    const pull = driver.pullRecords({}, ctx(60_000))
+    for await (const batch of pull.batches) {
+      expect(batch[0]!.recordId).toBe('1')
+      break
+    }
+    // a page cancelled before it was sent never reaches the device
+    await until(() => dev.hung >= 2 && dev.hungClosed === dev.hung, 5000, 'the pages in flight to be cancelled')
+  })
+
+  it('an abort mid-pull cancels the pages in flight and ends the pull with the abort', async () => {
+    dev.addRecords(4500, 1, (i) => T + i)
+    let recordRequests = 0
+    dev.override = (r) => (r.path === '/api/record' && ++recordRequests > 3 ? 'hang' : undefined)
+    const ac = new AbortController()
+    const pull = driver.pullRecords({}, ctx(60_000, ac.signal))
+    const seen: string[] = []
+    const done = (async () => {
+      for await (const batch of pull.batches) {
+        seen.push(...batch.map((r) => r.recordId))
+        ac.abort(new Error('interrupted'))
+      }
+    })()
+    await expect(done).rejects.toThrow('interrupted')
+    expect(seen[0]).toBe('1')
+    await until(() => dev.hung >= 2 && dev.hungClosed === dev.hung, 5000, 'the pages in flight to be cancelled')
+    expect(pull.cursor()).toEqual({ time: T + Number(seen[seen.length - 1]) - 1, ids: [seen[seen.length - 1]] })
+  })
+
+  it("a failing page is the device's error, after every page before it (even one answered later)", async () => {
+    dev.addRecords(4500, 1, (i) => T + i)
+    // walk: pages 5, 4, 3, 2, 1; page 3 fails at once while page 4 is still on its way
+    dev.delayFor = (r) => (recordPage(r) === 4 ? 80 : 0)
+    dev.override = (r) => (recordPage(r) === 3 ? { status: 500, text: 'internal error' } : undefined)
+    const pull = driver.pullRecords({}, ctx())
+    const batches: string[][] = []
+    const done = (async () => {
+      for await (const batch of pull.batches) batches.push(batch.map((r) => r.recordId))
+    })()
+    const e = await done.then(() => undefined, (err: unknown) => err)
+    expect(e).toBeInstanceOf(DeviceError)
+    expect(String((e as Error).message)).toMatch(/HTTP 500/)
+    // the oldest page (499 records) and page 4 (1000) came first, in order
+    expect(batches.map((b) => b.length)).toEqual([499, 1000])
+    expect(batches.flat()).toEqual(Array.from({ length: 1499 }, (_, i) => String(i + 1)))
+    expect(pull.cursor()).toEqual({ time: T + 1498, ids: ['1499'] })
   })
 })
 

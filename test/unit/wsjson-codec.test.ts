@@ -8,6 +8,7 @@ import {
   type DeviceEvent,
 } from '../../src/drivers/wsjson/codec.js'
 import { personRules, kinds, recordExtras } from '../../src/drivers/wsjson/rules.js'
+import { isoWithOffset } from '../../src/util/time.js'
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9])
 
@@ -112,8 +113,9 @@ describe('answers to our commands (3.1)', () => {
     const p = personInfoJson({ userId: '1', user: 'u1', name: 'A', role: '1', hasPassword: true, hasPhoto: false }, Date.UTC(2026, 0, 2))
     expect(p).toEqual({
       id: '1', name: 'A', card: '', phone: '', department: '', role: 'admin', hasPhoto: false,
-      extras: { user: 'u1', password_set: true, enrolled_on_device: '2026-01-02T00:00:00.000Z' },
+      extras: { user: 'u1', password_set: true, enrolled_on_device: isoWithOffset(new Date(Date.UTC(2026, 0, 2))) },
     })
+    expect((p.extras as Record<string, string>).enrolled_on_device).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/)
   })
 
   it('#5: compareUser answers exit (exists): 1 yes, 0 no; exist/exists accepted', () => {

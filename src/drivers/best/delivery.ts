@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { readPersonPayload } from '../../gateway/payloads.js'
+import { isoWithOffset } from '../../util/time.js'
 import type { CommandResult, GatewayContext, QueuedCommand } from '../../types/gateway.js'
 import type { PersonOutcome } from '../../types/driver.js'
 import {
@@ -108,7 +109,7 @@ export class Delivery implements DeliveryPart {
     const r = this.ctx.state(name, 'report') as { info?: Json; at?: number } | undefined
     if (!r || !isObject(r.info)) return undefined
     const options = this.ctx.state(name, 'options')
-    return infoData(r.info, { reported_at: new Date(r.at ?? 0).toISOString(), timezone: offsetText(this.core.offsetOf(name)), option: isObject(options) ? options : {} })
+    return infoData(r.info, { reported_at: isoWithOffset(new Date(r.at ?? 0)), timezone: offsetText(this.core.offsetOf(name)), option: isObject(options) ? options : {} })
   }
 
   /** 3.8–3.11 uploads: collected while a user listing is open (matched as uploadCmdId says). */

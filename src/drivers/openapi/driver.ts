@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { UnsupportedError, UsageError } from '../../types/errors.js'
+import { isoWithOffset } from '../../util/time.js'
 import type {
   AccessRecord,
   DeviceDriver,
@@ -33,7 +34,8 @@ import {
 } from './codec.js'
 import { isAuthCode } from './errors.js'
 import type { LiveTimings } from './live.js'
-import { abortError, OpenapiTransport } from './transport.js'
+import { abortError, OpenapiTransport, type Answer } from './transport.js'
+import { ReadAhead, readPages } from '../../util/read-ahead.js'
 
 export const DEFAULT_PORT = 8899
 export const DEFAULT_WS_PORT = 9000
@@ -55,6 +57,8 @@ export interface OpenapiDriverOptions {
   live?: Partial<LiveTimings>
   /** Record page size (default and maximum 1000, 8.3.2). */
   recordPageSize?: number
+  /** Pages of a paged read (records, people) kept in flight while the current one is handled (default 3). */
+  pagesAhead?: number
 }
 
 /** The `--since last` cursor: the newest second exported and the record ids exported at exactly that second. */
@@ -141,50 +145,20 @@ async function* concurrently<T, R>(
   if (signal.aborted) throw abortError(signal)
 }
 
-/**
- * One item at a time out of an iterator of arrays, without an async generator's per-item cost
- * (a pull hands out a million records). `take` sees each item as it is handed out.
- */
-function flatten<T>(pages: AsyncIterator<T[]>, take: (item: T) => void): AsyncIterableIterator<T> {
-  let buf: T[] = []
-  let i = 0
-  const it: AsyncIterableIterator<T> = {
-    [Symbol.asyncIterator]: () => it,
-    next(): Promise<IteratorResult<T>> {
-      if (i < buf.length) {
-        const value = buf[i]!
-        buf[i++] = undefined as T
-        take(value)
-        return Promise.resolve({ value, done: false })
-      }
-      return pages.next().then((r) => {
-        if (r.done) return { value: undefined, done: true }
-        buf = r.value
-        i = 0
-        return it.next()
-      })
-    },
-    async return(): Promise<IteratorResult<T>> {
-      buf = []
-      await pages.return?.(undefined)
-      return { value: undefined, done: true }
-    },
-  }
-  return it
-}
-
 export class OpenapiDriver implements DeviceDriver {
   readonly protocol = 'openapi' as const
   private readonly device: DeviceEntry
   private readonly transport?: OpenapiTransport
   private readonly inflight: number
   private readonly recordPageSize: number
+  private readonly pagesAhead: number
   private readonly liveTimings: Partial<LiveTimings>
 
   constructor(device: DeviceEntry, opts: OpenapiDriverOptions = {}) {
     this.device = device
     this.inflight = Math.max(1, Math.floor(opts.inflight ?? 4))
     this.recordPageSize = Math.min(RECORD_PAGE_SIZE, Math.max(1, Math.floor(opts.recordPageSize ?? RECORD_PAGE_SIZE)))
+    this.pagesAhead = Math.max(1, Math.floor(opts.pagesAhead ?? 3))
     this.liveTimings = opts.live ?? {}
     if (device.host) {
       this.transport = new OpenapiTransport({
@@ -192,8 +166,8 @@ export class OpenapiDriver implements DeviceDriver {
         port: device.port ?? DEFAULT_PORT,
         password: device.password ?? DEFAULT_PASSWORD,
         name: device.name,
-        // +1: a record pull prefetches one page beside the one being read
-        connections: this.inflight + 1,
+        // a paged read keeps its next pages in flight beside the operations' own requests
+        connections: this.inflight + this.pagesAhead,
       })
     }
   }
@@ -232,7 +206,7 @@ export class OpenapiDriver implements DeviceDriver {
   async syncTime(time: Date, ctx: OperationContext): Promise<OpResult> {
     // openapi 8.1.8 / AMBIGUITIES openapi #2: the signed timestamp is the time to set
     await this.tx.call('POST', '/api/device/syncTime', ctx, { timestamp: time.getTime() })
-    return { message: `time set to ${time.toISOString()}`, data: { time: time.toISOString() } }
+    return { message: `time set to ${isoWithOffset(time)}`, data: { time: isoWithOffset(time) } }
   }
 
   async info(ctx: OperationContext): Promise<Record<string, unknown>> {
@@ -380,18 +354,24 @@ export class OpenapiDriver implements DeviceDriver {
 
   async *listPeople(ctx: OperationContext): AsyncGenerator<PersonInfo> {
     let read = 0
-    for (let page = 1; ; page++) {
-      const env = await this.tx.call('GET', '/api/user/list', ctx, {
-        query: { page, size: USER_PAGE_SIZE },
-        // 50008 "Search List Null": an empty device
-        accept: [50008],
-      })
-      if (env.code !== 200) return
-      const p = parsePage<Record<string, unknown>>(env.data)
-      for (const u of p.items) yield userObjectToPersonInfo(u)
-      read += p.items.length
-      if (p.items.length === 0 || read >= p.total || (p.totalPage > 0 && page >= p.totalPage)) return
-    }
+    const pages = readPages<Page<Record<string, unknown>>>({
+      depth: this.pagesAhead,
+      signal: ctx.signal,
+      fetch: async (page, signal) => {
+        const env = await this.tx.call('GET', '/api/user/list', { ...ctx, signal }, {
+          query: { page, size: USER_PAGE_SIZE },
+          // 50008 "Search List Null": an empty device
+          accept: [50008],
+        })
+        return parsePage<Record<string, unknown>>(env.code === 200 ? env.data : undefined)
+      },
+      lastPage: (p, page) => {
+        read += p.items.length
+        if (p.items.length === 0 || read >= p.total || (p.totalPage > 0 && page >= p.totalPage)) return page
+        return p.totalPage > 0 ? p.totalPage : page + Math.ceil((p.total - read) / p.items.length)
+      },
+    })
+    for await (const p of pages) for (const u of p.items) yield userObjectToPersonInfo(u)
   }
 
   async enrollFace(id: string, source: FaceSource, ctx: OperationContext): Promise<PersonOutcome> {
@@ -452,18 +432,28 @@ export class OpenapiDriver implements DeviceDriver {
     let maxTime = after?.time ?? -1
     let idsAtMax = new Set(after?.ids ?? [])
     let exported = false
-    // The cursor moves as records are handed out, so a consumer that stops early gets a cursor
+    // The cursor moves as batches are handed out, so a consumer that stops early gets a cursor
     // covering exactly what it took.
-    const take = (rec: AccessRecord): void => {
-      exported = true
-      const t = rec.time.getTime() / 1000
-      if (t > maxTime) {
-        maxTime = t
-        idsAtMax = new Set([rec.recordId])
-      } else if (t === maxTime) idsAtMax.add(rec.recordId)
+    const take = (batch: readonly AccessRecord[]): void => {
+      for (const rec of batch) {
+        exported = true
+        const t = rec.time.getTime() / 1000
+        if (t > maxTime) {
+          maxTime = t
+          idsAtMax = new Set([rec.recordId])
+        } else if (t === maxTime) idsAtMax.add(rec.recordId)
+      }
     }
+    const walk = (): AsyncGenerator<AccessRecord[]> => this.walkRecords(query, after, ctx)
     return {
-      records: { [Symbol.asyncIterator]: () => flatten(this.walkRecords(query, after, ctx), take) },
+      batches: {
+        async *[Symbol.asyncIterator]() {
+          for await (const batch of walk()) {
+            take(batch)
+            yield batch
+          }
+        },
+      },
       cursor(): OpenapiCursor {
         if (!exported) return after ?? { time: 0, ids: [] }
         return { time: maxTime, ids: [...idsAtMax] }
@@ -472,8 +462,8 @@ export class OpenapiDriver implements DeviceDriver {
   }
 
   /**
-   * Stream the records oldest first, one decoded page at a time, one page in memory (plus one
-   * prefetched).
+   * Stream the records oldest first, one decoded page at a time, with the next pages in flight
+   * (`pagesAhead`) while the current one is decoded and written.
    *
    * openapi 8.3.2 / AMBIGUITIES openapi #11: pages are newest first, the default window is "today"
    * and inclusive or exclusive ends are not said. So both ends are always sent, each one second
@@ -483,7 +473,9 @@ export class OpenapiDriver implements DeviceDriver {
    * ≤ N-2 (where no new record can land unless the device clock goes back) are walked page by page,
    * then the few records of seconds ≥ N-1 and whatever arrived meanwhile. Within a walk, a growing
    * `total` still shifts positions to make up for records that land anyway, and ids seen on the last
-   * two pages are remembered, so nothing is exported twice.
+   * two pages are remembered, so nothing is exported twice. Pages in flight together may be
+   * answered in any order: one asked for before `total` was seen to grow, and showing less, may
+   * hold positions from before the growth, so it is asked for again.
    */
   private async *walkRecords(
     query: PullQuery,
@@ -501,24 +493,29 @@ export class OpenapiDriver implements DeviceDriver {
     /** No record older than this second is exported. */
     const lowest = Math.max(after?.time ?? -Infinity, sinceS ?? -Infinity)
     const maxSize = this.recordPageSize
+    const pagesAhead = this.pagesAhead
     let recent = new Set<string>()
     let current = new Set<string>()
     let badTimes = 0
 
-    // Prefetches are cancelled when the consumer stops early.
+    // Pages in flight are cancelled when the consumer stops early.
     const ac = new AbortController()
     const onAbort = (): void => ac.abort(ctx.signal.reason)
     ctx.signal.addEventListener('abort', onAbort, { once: true })
-    const pctx: OperationContext = { ...ctx, signal: ac.signal }
 
-    const fetchPage = async (start: number, end: number, page: number, size: number): Promise<Page<SignObject>> => {
-      const env = await this.tx.call('GET', '/api/record', pctx, {
+    /** Page `page` of the window as bytes: pages in flight wait unparsed. */
+    const requestPage = (start: number, end: number, page: number, size: number, signal: AbortSignal): Promise<Answer> =>
+      this.tx.fetch('GET', '/api/record', { ...ctx, signal }, {
         query: { startTime: Math.max(0, start), endTime: end, page, size },
         // 50008 "Search List Null": nothing in the window
         accept: [50008],
       })
+    const recordPage = (answer: Answer): Page<SignObject> => {
+      const env = answer.envelope()
       return parsePage<SignObject>(env.code === 200 ? env.data : undefined)
     }
+    const fetchPage = async (start: number, end: number, page: number, size: number): Promise<Page<SignObject>> =>
+      recordPage(await requestPage(start, end, page, size, ac.signal))
 
     /** items[count-1] … items[0] (oldest first) within [minT, maxT] that pass the filters, decoded. */
     const decode = (items: SignObject[], count: number, minT: number, maxT: number): AccessRecord[] => {
@@ -571,35 +568,56 @@ export class OpenapiDriver implements DeviceDriver {
       }
       // The page size the device really uses (it may cap below what was asked).
       const size = first.pageSize > 0 && first.pageSize <= maxSize ? first.pageSize : Math.min(maxSize, len)
+      const pageAt = (pos: number): number => Math.floor(pos / size) + 1
       let shift = 0
       // Records whose index at the start of the walk is ≥ bound are done; index 0 is the newest.
       let bound = total0
-      const fetchAt = (pos: number): { lo: number; page: Promise<Page<SignObject>> } => {
-        const n = Math.floor(pos / size) + 1
-        const page = fetchPage(start, end, n, size)
-        page.catch(() => {}) // awaited below; this only keeps an abandoned prefetch from being "unhandled"
-        return { lo: (n - 1) * size, page }
+      // How many requests had been started when `shift` last grew.
+      let shiftSeenAt = 0
+      const ahead = new ReadAhead<number, Answer>((n, signal) => requestPage(start, end, n, size, signal), pagesAhead, ac.signal)
+      // The walk goes down one page at a time: the pages after the queued ones are known ahead.
+      const fill = (): void => {
+        for (let n = (ahead.lastKey ?? 1) - 1; n >= 1 && !ahead.full; n--) ahead.push(n)
       }
-      let next = fetchAt(bound - 1)
-      let resyncs = 0
-      while (bound > 0) {
-        const { lo } = next
-        const page = await next.page
-        if (page.total - total0 > shift && resyncs < 100) {
-          shift = page.total - total0
-          const pos = bound - 1 + shift
-          if (pos < lo || pos >= lo + page.items.length) {
+      /** Drops the queued pages and goes on from the page holding position `pos`. */
+      const restartAt = (pos: number): void => {
+        ahead.clear()
+        ahead.push(pageAt(pos))
+        fill()
+      }
+      try {
+        restartAt(bound - 1)
+        let resyncs = 0
+        while (bound > 0) {
+          const next = ahead.take()!
+          const lo = (next.key - 1) * size
+          const page = recordPage(await next.result)
+          const grown = page.total - total0
+          if (grown > shift && resyncs < 100) {
+            shift = grown
+            shiftSeenAt = ahead.count
+            const pos = bound - 1 + shift
+            if (pos < lo || pos >= lo + page.items.length) {
+              resyncs++
+              restartAt(pos)
+              continue
+            }
+          } else if (grown < shift && next.seq < shiftSeenAt && resyncs < 100) {
+            // asked for before the growth was seen, and maybe answered before it
             resyncs++
-            next = fetchAt(pos)
+            restartAt(bound - 1 + shift)
             continue
           }
+          resyncs = 0
+          const count = Math.max(0, Math.min(page.items.length, bound + shift - lo))
+          bound = lo - shift
+          if (ahead.lastKey === undefined && bound > 0) restartAt(bound - 1 + shift)
+          else fill()
+          const recs = decode(page.items, count, minT, maxT)
+          if (recs.length) yield recs
         }
-        resyncs = 0
-        const count = Math.max(0, Math.min(page.items.length, bound + shift - lo))
-        bound = lo - shift
-        if (bound > 0) next = fetchAt(bound - 1 + shift)
-        const recs = decode(page.items, count, minT, maxT)
-        if (recs.length) yield recs
+      } finally {
+        ahead.clear()
       }
     }
 

@@ -99,12 +99,12 @@ class PlatformDriver implements DeviceDriver {
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull {
     let pull: RecordPull | undefined
     const get = () => this.get()
-    async function* records(): AsyncIterable<AccessRecord> {
+    async function* batches(): AsyncIterable<readonly AccessRecord[]> {
       pull = (await get()).pullRecords(query, ctx)
-      yield* pull.records
+      yield* pull.batches
     }
     // before iteration nothing was read: the cursor stays what it was
-    return { records: records(), cursor: () => (pull ? pull.cursor() : query.after) }
+    return { batches: batches(), cursor: () => (pull ? pull.cursor() : query.after) }
   }
 
   async *watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord> { yield* (await this.get()).watchRecords(ctx) }

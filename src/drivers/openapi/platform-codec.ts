@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto'
 import type { CommandKind, SpoolRecord } from '../../types/gateway.js'
 import type { PersonInfo, Role } from '../../types/driver.js'
+import { isoWithOffset } from '../../util/time.js'
 
 export type Json = Record<string, unknown>
 
@@ -448,7 +449,7 @@ export function personProblem(p: { id: string; name?: string }): string | undefi
 export function rosterPersonJson(id: string, e: { name: string; userType: string; remark: string; hasPhoto: boolean; confirmedAt: number }): Json {
   const info: Omit<PersonInfo, 'validFrom' | 'validTo'> = {
     id, name: e.name, card: '', phone: '', department: e.remark, role: roleOf(e.userType), hasPhoto: e.hasPhoto,
-    extras: { user_type: e.userType, confirmed_at: new Date(e.confirmedAt).toISOString() },
+    extras: { user_type: e.userType, confirmed_at: isoWithOffset(new Date(e.confirmedAt)) },
   }
   return info as unknown as Json
 }

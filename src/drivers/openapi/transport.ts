@@ -5,7 +5,7 @@
 import type { Pool } from 'undici'
 import { DeviceError, TimeoutError } from '../../types/errors.js'
 import type { OperationContext } from '../../types/driver.js'
-import { parseEnvelope, type Envelope } from './codec.js'
+import { parseAnswer, parseEnvelope, type Envelope } from './codec.js'
 import { openapiError } from './errors.js'
 import { signedQuery } from './signing.js'
 
@@ -61,6 +61,8 @@ export class OpenapiTransport {
   private readonly name?: string
   private readonly connections: number
   private pool?: Promise<Pool>
+  /** Buffers of answers already parsed, to read the next ones into: off-heap memory stays flat. */
+  private readonly spareBodies: Buffer[] = []
 
   constructor(opts: TransportOptions) {
     const host = opts.host.includes(':') && !opts.host.startsWith('[') ? `[${opts.host}]` : opts.host
@@ -80,6 +82,15 @@ export class OpenapiTransport {
 
   /** Send one signed request; resolves with the envelope of a `code: 200` answer, throws typed errors otherwise. */
   async call(method: 'GET' | 'POST', path: string, ctx: OperationContext, opts: CallOptions = {}): Promise<Envelope> {
+    return (await this.fetch(method, path, ctx, opts)).envelope()
+  }
+
+  /**
+   * Send one signed request and read the answer's bytes, without parsing them: a page read ahead
+   * waits as bytes, and becomes objects only when its turn comes (so it dies young, see
+   * Answer). Network trouble and timeouts are thrown here; what the answer says, by envelope().
+   */
+  async fetch(method: 'GET' | 'POST', path: string, ctx: OperationContext, opts: CallOptions = {}): Promise<Answer> {
     const what = `${method} ${path}`
     if (ctx.signal.aborted) throw abortError(ctx.signal)
     let url = `${path}?${signedQuery(this.password, opts.timestamp ?? Date.now())}`
@@ -107,12 +118,10 @@ export class OpenapiTransport {
     const onAbort = (): void => ac.abort()
     ctx.signal.addEventListener('abort', onAbort, { once: true })
     ctx.log.debug('openapi request', { device: this.address, request: what })
-    let status: number
-    let text: string
     try {
       const res = await (await this.getPool()).request({ method, path: url, headers, body, signal: ac.signal })
-      status = res.statusCode
-      text = await res.body.text()
+      const { buffer, length } = await this.readBody(res.body)
+      return new Answer(this, what, res.statusCode, buffer, length, opts.accept)
     } catch (err) {
       if (ctx.signal.aborted) throw abortError(ctx.signal)
       const code = errCode(err)
@@ -132,37 +141,30 @@ export class OpenapiTransport {
       clearTimeout(timer)
       ctx.signal.removeEventListener('abort', onAbort)
     }
-
-    let parsed: unknown
-    let isJson = true
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      isJson = false
-    }
-    // AMBIGUITIES openapi #4: no HTTP status is documented for errors; an envelope inside a
-    // non-200 answer is still read for its code.
-    if (status !== 200) {
-      const env = isJson ? tryEnvelope(parsed) : undefined
-      if (env && env.code !== 200) throw this.codeError(env, `${what}, HTTP ${status}`)
-      throw new DeviceError(`${this.address} answered HTTP ${status}${snippet(text)} to ${what}`, {
-        suggestion:
-          status === 404 || status === 405
-            ? "check that this is an openapi face terminal on the given port (default 8899) and that its firmware has this endpoint"
-            : 'retry; reboot the device if it persists',
-      })
-    }
-    if (!isJson) {
-      throw new DeviceError(`${this.address} answered HTTP 200 with something that is not JSON${snippet(text)} (${what})`, {
-        suggestion: 'check that HOST:PORT is the openapi port of a face terminal (default 8899)',
-      })
-    }
-    const env = parseEnvelope(parsed, what)
-    if (env.code !== 200 && !opts.accept?.includes(env.code)) throw this.codeError(env, what)
-    return env
   }
 
-  private codeError(env: Envelope, what: string): Error {
+  private async readBody(body: AsyncIterable<Buffer>): Promise<{ buffer: Buffer; length: number }> {
+    let buffer = this.spareBodies.pop() ?? Buffer.allocUnsafe(64 * 1024)
+    let length = 0
+    for await (const chunk of body) {
+      if (buffer.length - length < chunk.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(buffer.length * 2, length + chunk.length))
+        buffer.copy(bigger, 0, 0, length)
+        buffer = bigger
+      }
+      chunk.copy(buffer, length)
+      length += chunk.length
+    }
+    return { buffer, length }
+  }
+
+  /** A body buffer whose answer was parsed (nothing refers to its bytes any more). */
+  recycle(buffer: Buffer): void {
+    if (this.spareBodies.length < this.connections) this.spareBodies.push(buffer)
+  }
+
+  /** The typed error for what an answer envelope's code says. */
+  codeError(env: Envelope, what: string): Error {
     return openapiError(env.code, env.message, env.desc, what, { name: this.name, host: this.address.replace(/:\d+$/, '') })
   }
 
@@ -171,6 +173,60 @@ export class OpenapiTransport {
     this.pool = undefined
     const pool = await pending?.catch(() => undefined)
     if (pool) await pool.close().catch(() => pool.destroy())
+  }
+}
+
+/** An answer as read off the wire; envelope() decodes it (once) and checks what it says. */
+export class Answer {
+  private buffer?: Buffer
+
+  constructor(
+    private readonly transport: OpenapiTransport,
+    private readonly what: string,
+    readonly status: number,
+    buffer: Buffer,
+    private readonly length: number,
+    private readonly accept?: readonly number[],
+  ) {
+    this.buffer = buffer
+  }
+
+  /** The envelope of a `code: 200` answer (or of an accepted code); typed errors otherwise. */
+  envelope(): Envelope {
+    const { what, status } = this
+    const address = this.transport.address
+    if (!this.buffer) throw new Error(`the answer to ${what} was read already`)
+    const bytes = this.buffer.subarray(0, this.length)
+    let parsed: unknown
+    let isJson = true
+    try {
+      parsed = parseAnswer(bytes)
+    } catch {
+      isJson = false
+    }
+    const shown = status !== 200 || !isJson ? snippet(bytes.toString('utf8')) : ''
+    this.transport.recycle(this.buffer)
+    this.buffer = undefined
+    // AMBIGUITIES openapi #4: no HTTP status is documented for errors; an envelope inside a
+    // non-200 answer is still read for its code.
+    if (status !== 200) {
+      const env = isJson ? tryEnvelope(parsed) : undefined
+      if (env && env.code !== 200) throw this.transport.codeError(env, `${what}, HTTP ${status}`)
+      throw new DeviceError(`${address} answered HTTP ${status}${shown} to ${what}`, {
+        suggestion:
+          status === 404 || status === 405
+            ? "check that this is an openapi face terminal on the given port (default 8899) and that its firmware has this endpoint"
+            : 'retry; reboot the device if it persists',
+      })
+    }
+    if (!isJson) {
+      throw new DeviceError(`${address} answered HTTP 200 with something that is not JSON${shown} (${what})`, {
+        suggestion: 'check that HOST:PORT is the openapi port of a face terminal (default 8899)',
+      })
+    }
+    const env = parseEnvelope(parsed, what)
+    if (env.code !== 200 && !this.accept?.includes(env.code)) throw this.transport.codeError(env, what)
+    return env
   }
 }
 

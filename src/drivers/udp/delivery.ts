@@ -1,4 +1,5 @@
 import type { CommandResult, GatewayContext, QueuedCommand } from '../../types/gateway.js'
+import { isoWithOffset } from '../../util/time.js'
 import {
   identity, isObject, openFields, rebootFrame, settingFrame, settingValues, unlockFrame, wireId, type Ack, type Heartbeat, type SettingValues,
 } from './codec.js'
@@ -106,7 +107,7 @@ export class UdpDelivery {
   private info(dev: Dev, cmd: QueuedCommand): void {
     const hb = dev.hb ? { ...dev.hb, at: dev.heardAt } : (this.ctx.state(dev.name, 'heartbeat') as (Heartbeat & { at: number }) | undefined)
     if (!hb) return // never heard from: answered at its first heartbeat
-    const at = new Date(hb.at).toISOString()
+    const at = isoWithOffset(new Date(hb.at))
     const data = {
       communityId: hb.communityId, deviceCode: hb.deviceCode, softVer: hb.softVer, name: hb.name, deviceSn: hb.deviceSn,
       address: dev.address ? `${dev.address.host}:${dev.address.port}` : '', last_heartbeat: at,

@@ -11,6 +11,7 @@
  */
 import type { PersonInfo, Role } from '../../types/driver.js'
 import type { SpoolRecord } from '../../types/gateway.js'
+import { isoWithOffset } from '../../util/time.js'
 
 export type Json = Record<string, unknown>
 
@@ -325,7 +326,7 @@ export function roleOf(code: string): Role | '' {
 /** A listed user as the CLI's PersonInfo, epoch-ms dates (JSON in the queue): no card, phone, department or validity in 4.1. */
 export function personInfoJson(u: DeviceUser, enrolledOnDevice?: number): Json {
   const extras: PersonInfo['extras'] = { user: u.user, password_set: u.hasPassword }
-  if (enrolledOnDevice !== undefined) extras.enrolled_on_device = new Date(enrolledOnDevice).toISOString()
+  if (enrolledOnDevice !== undefined) extras.enrolled_on_device = isoWithOffset(new Date(enrolledOnDevice))
   return { id: u.userId, name: u.name, card: '', phone: '', department: '', role: roleOf(u.role), hasPhoto: u.hasPhoto, extras }
 }
 

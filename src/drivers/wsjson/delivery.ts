@@ -1,4 +1,5 @@
 import type { GatewayContext, QueuedCommand } from '../../types/gateway.js'
+import { isoWithOffset } from '../../util/time.js'
 import { isObject, terminalTypeName, type Json } from './codec.js'
 import { Cancelled, GiveUp, type DeviceState, type Job, type Step, type WsjsonDevices } from './devices.js'
 import { toPerson, type WsjsonPeople } from './people.js'
@@ -106,7 +107,7 @@ export class WsjsonDelivery {
     const r = state.register
     const data: Json = {
       sn: r?.sn ?? state.entry.sn ?? '', ip: r?.ip ?? '', mac: r?.mac ?? '', type: r?.type ?? '', terminal: terminalTypeName(r?.type ?? ''),
-      heartbeat_seconds: this.devices.heartbeatSeconds, registered_at: r ? new Date(r.at).toISOString() : null, address: r?.address ?? '',
+      heartbeat_seconds: this.devices.heartbeatSeconds, registered_at: r ? isoWithOffset(new Date(r.at)) : null, address: r?.address ?? '',
     }
     if (state.offset !== undefined) data.utc_offset_minutes = state.offset
     return data
