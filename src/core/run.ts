@@ -2,8 +2,8 @@ import { DoorctlError, TimeoutError, statusOf, type ResultStatus } from './error
 import { loadDriver } from '../drivers/registry.js'
 import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
 
-/** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that). */
-export const SUCCESS: ReadonlySet<ResultStatus> = new Set(['ok', 'queued', 'skipped'])
+/** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that; unchanged: nothing needed sending). */
+export const SUCCESS: ReadonlySet<ResultStatus> = new Set(['ok', 'unchanged', 'queued', 'skipped'])
 
 /** One device's outcome, as the `results` array of the CLI contract has it. */
 export interface TargetResult {

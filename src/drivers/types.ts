@@ -1,3 +1,5 @@
+import type { SettingsSchema } from '../types/settings.js'
+
 /**
  * The one interface every protocol driver implements. The command layer only ever talks to a
  * DeviceDriver; an operation a protocol has no way to do throws UnsupportedError (typed), which
@@ -165,6 +167,8 @@ export interface DeviceDriver {
   /** Sections the protocol has (openapi: network, smartface, perpara). */
   configSections(): string[]
   getConfig(section: string, ctx: OperationContext): Promise<Record<string, unknown>>
+  /** Several sections in one go, where the device reports them all in one answer (push-style `info`). */
+  readConfig?(sections: readonly string[], ctx: OperationContext): Promise<Record<string, Record<string, unknown>>>
   setConfig(section: string, values: Record<string, unknown>, ctx: OperationContext): Promise<OpResult>
   /** Add-or-update: an existing id is updated, not duplicated. One outcome per person, in any order. */
   upsertPeople(people: readonly Person[], ctx: OperationContext): AsyncIterable<PersonOutcome>
@@ -178,6 +182,8 @@ export interface DeviceDriver {
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull
   /** Live records until ctx.signal aborts. */
   watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord>
+  /** Directly reachable devices: ask who the device is (reachable, credentials accepted, model and firmware). */
+  probe?(ctx: OperationContext): Promise<{ model?: string; firmware?: string }>
   close(): Promise<void>
 }
 
@@ -205,6 +211,10 @@ export interface DriverModule {
   recordExtras?: readonly string[]
   /** The same for one device, where a protocol's modes differ (openapi direct vs platform). */
   recordExtrasFor?(device: DeviceEntry): readonly string[]
+  /** The device settings the protocol documents (absent: none). */
+  settingsSchema?: SettingsSchema
+  /** The same for one device, where a protocol's modes differ (openapi platform mode has none). */
+  settingsSchemaFor?(device: DeviceEntry): SettingsSchema
   createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver
 }
 

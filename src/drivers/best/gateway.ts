@@ -44,7 +44,7 @@ import type { DeviceEntry, PersonOutcome } from '../types.js'
 import {
   brokerAnswer, brokerError, brokerSign, checksumOk, claimedSn, CODE, command, credentials, devKeyOf, exchangeAnswer, infoData, isObject, isoTime,
   LOGIN_FUNCS, newMid, offsetText, parseBrokerQuery, parseCmdResponse, parseFilePackage, parseFileStart, parseMessage, personInfoJson,
-  personProblem, rebootCommand, reply, reportAnswer, reportInfo, sameHex, sessionValue, str, timeAnswer, TOPICS, uploadCmdId, uploadedCards,
+  personProblem, rebootCommand, reply, reportAnswer, reportedOptions, reportInfo, sameHex, sessionValue, str, timeAnswer, TOPICS, uploadCmdId, uploadedCards,
   uploadedPhotoPins, uploadedUsers, upTopicSn, verifyLogEntries, verifyLogRecord, verifyPhotos, wireBioPhoto, wireCard, wireUser,
   type BestMessage, type Credentials, type Json, type Parsed, type PersonPayload,
 } from './codec.js'
@@ -808,6 +808,12 @@ class BestGateway {
   private report(dev: Dev, ch: Channel, m: BestMessage, conn?: WsConn): void {
     const info = reportInfo(m)
     this.ctx.setState(dev.name, 'report', { info, at: Date.now() })
+    // the device's own report of a setting is newer than what it confirmed to us before
+    const confirmed = this.ctx.state(dev.name, 'options')
+    if (isObject(confirmed)) {
+      const reported = reportedOptions(info)
+      this.ctx.setState(dev.name, 'options', Object.fromEntries(Object.entries(confirmed).filter(([k]) => !(k in reported))))
+    }
     this.ctx.touch(dev.entry, ch.address, infoData(info))
     const r = reportAnswer(m, info, { timezone: offsetText(this.offsetOf(dev.name)), heartbeatSeconds: this.o.heartbeatSeconds })
     ch.send(r)
@@ -856,7 +862,9 @@ class BestGateway {
     const r = this.ctx.state(name, 'report') as { info?: Json; at?: number } | undefined
     if (!r || !isObject(r.info)) return undefined
     const options = this.ctx.state(name, 'options')
-    return infoData(r.info, { reported_at: new Date(r.at ?? 0).toISOString(), timezone: offsetText(this.offsetOf(name)), option: isObject(options) ? options : {} })
+    // settings: as reported, or as confirmed since (3.28's meeting-room keys are never reported)
+    const option = { ...reportedOptions(r.info), ...(isObject(options) ? options : {}) }
+    return infoData(r.info, { reported_at: new Date(r.at ?? 0).toISOString(), timezone: offsetText(this.offsetOf(name)), option })
   }
 
   // ---- uploads ----------------------------------------------------------------------------------------

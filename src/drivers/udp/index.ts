@@ -7,7 +7,7 @@ import { PushDriver } from '../../gateway/push-driver.js'
 import type { DeviceDriver, DeviceEntry, DriverEnv } from '../types.js'
 import { configSections, kinds, unsupportedWhy } from './rules.js'
 
-export { personRules, recordExtras } from './rules.js'
+export { personRules, recordExtras, settingsSchema } from './rules.js'
 
 export function createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver {
   return new PushDriver(device, env, { protocol: 'udp', kinds, configSections: [...configSections], unsupportedWhy })

@@ -120,6 +120,9 @@ export function bestPasswordDigest(plain: string, passwordSaltHex: string): stri
   return pbkdf2Sync(Buffer.from(plain, 'utf8'), Buffer.from(passwordSaltHex, 'hex'), 1000, 32, 'sha256').toString('hex')
 }
 
+/** dev.report (3.5) switches this device reports, and follows when cmd.option.set changes them. */
+const REPORTED_OPTIONS = ['capturePic', 'cameraOn', 'enableBioTest', 'voiceOn', 'keyPadBeepOn', 'volume']
+
 /** A small valid-looking JPEG (SOI, APP0 JFIF, filler, EOI) of `size` bytes, optionally containing an ASCII marker. */
 export function makeJpeg(size = 2048, marker?: string): Buffer {
   const n = Math.max(size, 32 + (marker?.length ?? 0))
@@ -495,6 +498,10 @@ class BestDevice implements BestSimulator {
       qrCodeSupport: '0',
       capturePic: '2',
       cameraOn: '1',
+      enableBioTest: '1',
+      voiceOn: '1',
+      keyPadBeepOn: '1',
+      volume: '50',
       attPhotoFunOn: '1',
       maxPendingCmdCount: '20',
       scene: '1',
@@ -505,6 +512,8 @@ class BestDevice implements BestSimulator {
         'dev.data.upload.user', 'dev.data.upload.verifyLog', 'dev.data.upload.verifyPhoto', 'dev.system.sync.time',
         ...HANDLED_COMMANDS,
       ],
+      // 3.5's switches report what cmd.option.set last set (3.28 sets "设备参数")
+      ...Object.fromEntries(REPORTED_OPTIONS.filter((k) => this.deviceOptions[k] !== undefined).map((k) => [k, this.deviceOptions[k]])),
     }
   }
 
