@@ -3,8 +3,8 @@ import Conf from 'conf'
 import { UsageError, type InputProblem } from './errors.js'
 import { PROTOCOLS, type DeviceEntry, type Protocol } from '../drivers/types.js'
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
-const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+export const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
 const SECRET_FIELDS = ['password', 'deviceSecret', 'brokerKey'] as const
 
 type Store = { devices: Record<string, DeviceEntry> }
