@@ -93,6 +93,8 @@ export interface Httpv2Simulator {
   addRecord(partial?: Record<string, unknown>): string
   /** Records the server acknowledged (RecordIDs, first acknowledgement order, no repeats). */
   acknowledgedRecords(): string[]
+  /** The work parameters the device holds now (a copy), as DownloadWorkSetting sets them. */
+  parameters(): Record<string, unknown>
   /** Set what the door reports in keepalives. */
   setDoorState(s: Partial<DoorState>): void
   /** Send a keepalive now (don't wait for the interval); resolves when the whole exchange the answer triggered is done. */
@@ -547,6 +549,10 @@ class Httpv2Device implements Httpv2Simulator {
 
   acknowledgedRecords(): string[] {
     return [...this.acked]
+  }
+
+  parameters(): Record<string, unknown> {
+    return structuredClone(this.params)
   }
 
   setDoorState(s: Partial<DoorState>): void {
