@@ -9,6 +9,10 @@ interface PlannedChange {
   known: boolean
 }
 
+export function devicesText(n: number): string {
+  return `${n} device${n === 1 ? '' : 's'}`
+}
+
 function text(v: unknown): string {
   const t = settingText(v)
   return t === '' ? '""' : t

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../../src/cli/base-command.js'
 import { answeredTargetFlags } from '../../../src/cli/flags.js'
-import { renderPlan } from '../../../src/cli/settings-render.js'
+import { devicesText, renderPlan } from '../../../src/cli/settings-render.js'
 import { applySite, doorsToChange, loadDesiredState, planSite } from '../../../src/ops/settings-provision.js'
 
 export default class DeviceConfigApply extends DoorctlCommand {
@@ -24,14 +24,14 @@ export default class DeviceConfigApply extends DoorctlCommand {
     // a script cannot answer: refuse before any device is read
     this.requireConfirmable('applying settings', '--yes', flags.yes)
     const opts = this.runOptions(flags)
-    const plan = await this.spin(`reading the settings of ${state.doors.length} devices`, () => planSite(state, opts))
+    const plan = await this.spin(`reading the settings of ${devicesText(state.doors.length)}`, () => planSite(state, opts))
     const changing = doorsToChange(plan)
     if (changing.length > 0 && !flags.yes) {
       renderPlan(plan.results, process.stderr)
       const n = changing.reduce((sum, p) => sum + p.changes.length, 0)
-      await this.confirm(`Apply ${n} change${n === 1 ? '' : 's'} to ${changing.length} device${changing.length === 1 ? '' : 's'}?`, '--yes', false)
+      await this.confirm(`Apply ${n} change${n === 1 ? '' : 's'} to ${devicesText(changing.length)}?`, '--yes', false)
     }
-    const results = await this.spin(`applying settings to ${changing.length} devices`, () => applySite(plan, { ...opts, inventory: this.inventory }))
+    const results = await this.spin(`applying settings to ${devicesText(changing.length)}`, () => applySite(plan, { ...opts, inventory: this.inventory }))
     return this.finish(results, { file: args.file })
   }
 }

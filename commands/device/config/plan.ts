@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core'
 import { DoorctlCommand } from '../../../src/cli/base-command.js'
 import { answeredTargetFlags } from '../../../src/cli/flags.js'
-import { renderPlan } from '../../../src/cli/settings-render.js'
+import { devicesText, renderPlan } from '../../../src/cli/settings-render.js'
 import { loadDesiredState, planSite } from '../../../src/ops/settings-provision.js'
 
 export default class DeviceConfigPlan extends DoorctlCommand {
@@ -19,7 +19,7 @@ export default class DeviceConfigPlan extends DoorctlCommand {
   async run() {
     const { args, argv, flags } = await this.parse(DeviceConfigPlan)
     const state = await loadDesiredState(args.file, this.inventory, this.optionalTargets((argv as string[]).slice(1), flags))
-    const { results } = await this.spin(`reading the settings of ${state.doors.length} devices`, () => planSite(state, this.runOptions(flags)))
+    const { results } = await this.spin(`reading the settings of ${devicesText(state.doors.length)}`, () => planSite(state, this.runOptions(flags)))
     const ok = results.every((r) => r.ok)
     if (!ok) process.exitCode = 1
     if (!this.jsonEnabled()) renderPlan(results)
