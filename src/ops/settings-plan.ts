@@ -4,7 +4,7 @@
  * protocol takes every section at once), read it back where the device can say. The same code
  * for every protocol: the differences are in each protocol's settings table.
  */
-import { DoorctlError, statusOf } from '../core/errors.js'
+import { DoorctlError, UnsupportedError, statusOf } from '../core/errors.js'
 import type { Inventory } from '../core/inventory.js'
 import type { Outcome } from '../core/run.js'
 import type { DeviceDriver, OperationContext } from '../drivers/types.js'
@@ -21,6 +21,22 @@ export async function readSettings(driver: DeviceDriver, sections: readonly stri
   const out: Record<string, Record<string, unknown>> = {}
   for (const s of sections) out[s] = await driver.getConfig(s, ctx)
   return out
+}
+
+/**
+ * `config get`: the sections asked (all the device has when none), as a per-device result. One
+ * section keeps the shape `config get SECTION` always had: `section` and `config`.
+ */
+export async function readSettingsOutcome(driver: DeviceDriver, asked: readonly string[], ctx: OperationContext): Promise<Outcome> {
+  const own = driver.configSections()
+  const sections = asked.length > 0 ? asked : own
+  const missing = sections.filter((s) => !own.includes(s))
+  if (own.length === 0 || missing.length > 0) {
+    throw new UnsupportedError(`${driver.protocol} devices have no config section ${missing.map((s) => `"${s}"`).join(', ') || '(no settings at all)'}`, `sections: ${own.join(', ') || 'none'}`)
+  }
+  const current = await readSettings(driver, sections, ctx)
+  const count = Object.values(current).reduce((n, v) => n + Object.keys(v).length, 0)
+  return { message: `${count} settings`, fields: asked.length === 1 ? { section: asked[0], config: current[asked[0]!] } : { sections: current } }
 }
 
 export interface SettingChange extends DesiredSetting {

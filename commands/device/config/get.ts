@@ -1,14 +1,10 @@
 import { Flags } from '@oclif/core'
-import { stringify } from 'csv-stringify/sync'
 import { DoorctlCommand } from '../../../src/cli/base-command.js'
 import { targetFlags } from '../../../src/cli/flags.js'
-import { renderTable } from '../../../src/cli/render.js'
-import { UnsupportedError, UsageError } from '../../../src/core/errors.js'
-import { SETTINGS_COLUMNS, settingsSchemas } from '../../../src/ops/settings-file.js'
-import { readSettings, settingRows } from '../../../src/ops/settings-plan.js'
-import { settingText } from '../../../src/util/setting-values.js'
-
-type Sections = Record<string, Record<string, unknown>>
+import { renderSettings } from '../../../src/cli/settings-render.js'
+import { UsageError } from '../../../src/core/errors.js'
+import { settingsSchemas } from '../../../src/ops/settings-file.js'
+import { readSettingsOutcome } from '../../../src/ops/settings-plan.js'
 
 export default class DeviceConfigGet extends DoorctlCommand {
   static override description = "Read devices' settings: every section, or the ones named (openapi: network, smartface, perpara)"
@@ -36,36 +32,13 @@ export default class DeviceConfigGet extends DoorctlCommand {
     if (unknown.length > 0) throw new UsageError(`unknown device or config section: ${unknown.join(', ')}`, `devices: \`doorctl device list\`; sections of these devices: ${[...known].join(', ') || 'none'}`)
     const results = await this.spin('reading settings', async () => {
       const { runOnTargets } = await import('../../../src/core/run.js')
-      return runOnTargets(devices, this.runOptions(flags), async (d, ctx) => {
-        const own = d.configSections()
-        const sections = asked.length > 0 ? asked : own
-        const missing = sections.filter((s) => !own.includes(s))
-        if (own.length === 0 || missing.length > 0) throw new UnsupportedError(`${d.protocol} devices have no config section ${missing.map((s) => `"${s}"`).join(', ') || '(no settings at all)'}`, `sections: ${own.join(', ') || 'none'}`)
-        const current = await readSettings(d, sections, ctx)
-        const count = Object.values(current).reduce((n, v) => n + Object.keys(v).length, 0)
-        // one section asked: the shape `config get SECTION` always had
-        return { message: `${count} settings`, fields: asked.length === 1 ? { section: asked[0], config: current[asked[0]!] } : { sections: current } }
-      })
+      return runOnTargets(devices, this.runOptions(flags), (d, ctx) => readSettingsOutcome(d, asked, ctx))
     })
     const ok = results.every((r) => r.ok)
     if (!ok) process.exitCode = 1
     const doc = { ok, results }
     if (this.jsonEnabled()) return doc
-    const current = (r: (typeof results)[number]): Sections => (r.sections as Sections | undefined) ?? (r.config ? { [String(r.section)]: r.config as Record<string, unknown> } : {})
-    if (flags.format === 'csv') {
-      const schemaOf = await settingsSchemas(devices)
-      const rows: string[][] = []
-      for (const r of results.filter((x) => x.ok)) {
-        const out = settingRows(r.device, schemaOf(this.inventory.get(r.device)!), current(r))
-        rows.push(...out.rows)
-        if (out.secrets.length > 0) this.log_.notice(`${r.device}: secret settings are not exported (${out.secrets.join(', ')}); add rows for them by hand`)
-      }
-      process.stdout.write(stringify(rows, { header: true, columns: [...SETTINGS_COLUMNS] }))
-    } else {
-      const rows = results.filter((r) => r.ok).flatMap((r) => Object.entries(current(r)).flatMap(([s, kv]) => Object.entries(kv).map(([k, v]) => [r.device, s, k, settingText(v)])))
-      renderTable(['DEVICE', 'SECTION', 'KEY', 'VALUE'], rows)
-    }
-    for (const r of results) if (!r.ok) process.stderr.write(`${r.device}: ${r.status}: ${r.message}\n`)
+    renderSettings(results, { format: flags.format as 'csv' | 'table', device: (n) => this.inventory.get(n)!, schemaOf: await settingsSchemas(devices), log: this.log_ })
     return doc
   }
 }
