@@ -3,6 +3,7 @@
 //
 //   npm run bench                       build, then all four benchmarks
 //   node bench/run.js [startup|pull|import|validate …]   only these (needs an earlier `npm run build`)
+//   node bench/run.js provision         config plan/apply over 50 simulated doors (BENCH_DOORS)
 //   node bench/run.js udp wsjson bestm  push-protocol gateways under load (sizes: BENCH_UDP_DEVICES,
 //                                       BENCH_WSJSON_DEVICES, BENCH_BEST_DEVICES; load generators bench/udp-load.js,
 //                                       bench/conn-load.js); `node bench/run.js render` only re-renders RESULTS.md
@@ -19,6 +20,7 @@ import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { writePeopleCsv } from './gen-people.js'
+import { benchProvision, renderProvision } from './provision.js'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -30,7 +32,7 @@ const RESULTS_MD = join(BENCH, 'RESULTS.md')
 const PASSWORD = 'bench-Pa55word'
 const NODE = process.execPath
 
-const DEFAULTS = { records: 1_000_000, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000, udpDevices: 10_000, wsjsonDevices: 2000, bestDevices: 2000 }
+const DEFAULTS = { records: 1_000_000, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000, udpDevices: 10_000, wsjsonDevices: 2000, bestDevices: 2000, doors: 50 }
 const intEnv = (name, def) => {
   const v = process.env[name]
   if (v === undefined || v === '') return def
@@ -47,6 +49,7 @@ const SIZES = {
   udpDevices: intEnv('BENCH_UDP_DEVICES', DEFAULTS.udpDevices),
   wsjsonDevices: intEnv('BENCH_WSJSON_DEVICES', DEFAULTS.wsjsonDevices),
   bestDevices: intEnv('BENCH_BEST_DEVICES', DEFAULTS.bestDevices),
+  doors: intEnv('BENCH_DOORS', DEFAULTS.doors),
 }
 const CHILD_TIMEOUT_MS = 240_000
 
@@ -620,7 +623,7 @@ function renderValidate(e) {
   ].join('\n\n')
 }
 
-const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e) }
+const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), provision: (e) => renderProvision(e, { stamp, table, f0, f1, f2, verdict }) }
 
 function autoNotes(all) {
   const notes = []
@@ -692,7 +695,7 @@ function render(all) {
     'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
-  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm']
+  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'provision']
   for (const name of ORDER) {
     const e = all[name]
     if (!e) {
@@ -990,7 +993,10 @@ function renderConn(kind, e) {
 // ---------------------------------------------------------------------------------------------
 // main
 
-const BENCHES = { startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway, udp: benchUdp, wsjson: () => benchConn('wsjson'), bestm: () => benchConn('bestm') }
+const BENCHES = {
+  startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway, udp: benchUdp, wsjson: () => benchConn('wsjson'), bestm: () => benchConn('bestm'),
+  provision: () => benchProvision({ runNode, failure, childEnv, work, RUN, BENCH, NODE, ROOT, doors: SIZES.doors }),
+}
 
 async function main() {
   const asked = process.argv.slice(2)
@@ -1048,6 +1054,7 @@ function sizesFor(name) {
   if (name === 'udp') return { udpDevices: SIZES.udpDevices }
   if (name === 'wsjson') return { wsjsonDevices: SIZES.wsjsonDevices }
   if (name === 'bestm') return { bestDevices: SIZES.bestDevices }
+  if (name === 'provision') return { doors: SIZES.doors }
   return { bigPeople: SIZES.bigPeople }
 }
 
