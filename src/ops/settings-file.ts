@@ -100,7 +100,7 @@ export async function settingsSchemas(devices: readonly DeviceEntry[]): Promise<
 }
 
 function findKey<T>(table: Readonly<Record<string, T>>, name: string): string | undefined {
-  if (name in table) return name
+  if (Object.hasOwn(table, name)) return name
   const lower = name.toLowerCase()
   return Object.keys(table).find((k) => k.toLowerCase() === lower)
 }

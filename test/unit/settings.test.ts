@@ -115,10 +115,11 @@ describe('settings file', () => {
       'tag:site,network,ipAddress,127.0.0.9',
       'h2,system,TimeZone,5.5',
       '*,nosuch,x,1',
+      'door-1,smartface,constructor,1', // not a key, whatever objects inherit
     ].join('\n')))
     const problems = problemsOf(() => desiredState('f.csv', rows, { inventory, schemaOf }))
     expect(problems.map((p) => [p.line, p.field])).toEqual([
-      [2, 'device'], [3, 'device'], [4, 'section'], [5, 'key'], [6, 'value'], [7, 'value'], [8, 'device'], [8, 'key'], [9, 'value'], [10, 'section'],
+      [2, 'device'], [3, 'device'], [4, 'section'], [5, 'key'], [6, 'value'], [7, 'value'], [8, 'device'], [8, 'key'], [9, 'value'], [10, 'section'], [11, 'key'],
     ])
     expect(problems[0]!.message).toMatch(/unknown device "nobody"/)
     expect(problems[2]!.message).toMatch(/door-1 \(openapi\) has no settings section "alarm"/)

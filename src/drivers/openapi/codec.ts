@@ -360,7 +360,7 @@ export function mergeConfig(
   const keys = Object.keys(specs)
   const merged: Record<string, unknown> = { ...current }
   for (const [given, raw] of Object.entries(values)) {
-    const key = given in specs ? given : keys.find((k) => k.toLowerCase() === given.toLowerCase())
+    const key = Object.hasOwn(specs, given) ? given : keys.find((k) => k.toLowerCase() === given.toLowerCase())
     if (key === undefined) {
       throw new UsageError(`unknown ${section} setting "${given}"`, `valid keys: ${keys.join(', ')}`)
     }
