@@ -3,9 +3,9 @@ import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { askDeviceInput, missingAnything } from '../../src/cli/device-prompts.js'
 import { listenerFlags } from '../../src/cli/flags.js'
 import { readSecretFromStdin } from '../../src/cli/secrets.js'
-import { InputError } from '../../src/core/errors.js'
-import { buildDeviceEntry, maskSecrets, type DeviceInput } from '../../src/core/inventory.js'
-import { PROTOCOLS } from '../../src/drivers/types.js'
+import { InputError } from '../../src/types/errors.js'
+import { buildDeviceEntry, maskSecrets, type DeviceInput } from '../../src/store/inventory.js'
+import { PROTOCOLS } from '../../src/types/driver.js'
 
 export default class DeviceAdd extends DoorctlCommand {
   static override description = 'Add a device to the inventory (or replace one of the same name); on a terminal, what is missing is asked'

@@ -1,8 +1,8 @@
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { askAdoptions } from '../../src/cli/device-prompts.js'
 import { renderTable } from '../../src/cli/render.js'
-import { InputError, UsageError } from '../../src/core/errors.js'
-import { buildDeviceEntry, maskSecrets } from '../../src/core/inventory.js'
+import { InputError, UsageError } from '../../src/types/errors.js'
+import { buildDeviceEntry, maskSecrets } from '../../src/store/inventory.js'
 import { adoptableDevices } from '../../src/ops/adopt.js'
 
 export default class DeviceAdopt extends DoorctlCommand {

@@ -3,7 +3,7 @@ import { mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { writeFileAtomic } from '../../src/core/atomic-file.js'
+import { writeFileAtomic } from '../../src/util/atomic-file.js'
 
 export default class DeviceSnapshot extends DoorctlCommand {
   static override description = "Save a picture from devices' cameras"

@@ -2,8 +2,8 @@ import { Flags } from '@oclif/core'
 import { resolve } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { InputError } from '../../src/core/errors.js'
-import { checkJpeg } from '../../src/core/people-csv.js'
+import { InputError } from '../../src/types/errors.js'
+import { checkJpeg } from '../../src/ops/people-csv.js'
 
 export default class FaceCheck extends DoorctlCommand {
   static override description = 'Ask devices whether the face in a photo is enrolled (wsjson compareUser)'

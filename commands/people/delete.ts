@@ -3,8 +3,8 @@ import { parse } from 'csv-parse/sync'
 import { readFileSync } from 'node:fs'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { InputError, UsageError } from '../../src/core/errors.js'
-import { PeopleReport, syncPeople } from '../../src/core/people-sync.js'
+import { InputError, UsageError } from '../../src/types/errors.js'
+import { PeopleReport, syncPeople } from '../../src/ops/people-sync.js'
 
 export default class PeopleDelete extends DoorctlCommand {
   static override description = 'Delete people from devices'

@@ -4,8 +4,8 @@
  * masked — and which discovered devices `device adopt` takes in, with a name for each.
  * Callers ask only when a human can answer (a TTY on stdin, no --json).
  */
-import { NAME_RE, TAG_RE, type DeviceInput } from '../core/inventory.js'
-import { PROTOCOLS, type Protocol } from '../drivers/types.js'
+import { NAME_RE, TAG_RE, type DeviceInput } from '../store/inventory.js'
+import { PROTOCOLS, type Protocol } from '../types/driver.js'
 import type { Adoptable } from '../ops/adopt.js'
 
 const io = { output: process.stderr }

@@ -1,6 +1,6 @@
 import { stringify } from 'csv-stringify/sync'
-import type { TargetResult } from '../core/run.js'
-import type { DeviceEntry, Logger } from '../drivers/types.js'
+import type { TargetResult } from '../ops/run.js'
+import type { DeviceEntry, Logger } from '../types/driver.js'
 import { SETTINGS_COLUMNS } from '../ops/settings-file.js'
 import { settingRows } from '../ops/settings-plan.js'
 import type { SettingsSchema } from '../types/settings.js'

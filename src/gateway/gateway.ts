@@ -3,37 +3,30 @@ import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { parse } from 'csv-parse/sync'
-import { Inventory } from '../core/inventory.js'
-import { UsageError } from '../core/errors.js'
-import type { DeviceEntry, Logger, Protocol } from '../drivers/types.js'
+import { Inventory } from '../store/inventory.js'
+import { UsageError } from '../types/errors.js'
+import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { createGatewayHttpServer, Router } from './http.js'
-import { GatewayStore, type DiscoveredRow, type PresenceRow } from './store.js'
+import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
 import {
   DEFAULT_SETTINGS,
   FINAL_STATES,
   type CommandKind,
   type CommandResult,
+  type DevicePresence,
+  type DiscoveredRow,
   type GatewayContext,
   type GatewaySettings,
   type ProtocolHandler,
   type QueuedCommand,
   type SpoolRecord,
-} from './types.js'
+} from '../types/gateway.js'
 
 export interface GatewayOptions {
   home: string
   log: Logger
   settings?: Partial<GatewaySettings>
   handlers: ProtocolHandler[]
-}
-
-export interface DevicePresence {
-  device: string
-  protocol: string
-  online: boolean
-  lastSeen: string | null
-  address: string
-  info: Record<string, unknown>
 }
 
 /** Identity of a device within its protocol, as the protocol's messages carry it. */

@@ -2,11 +2,11 @@
  * Devices that called the gateway but are not in the inventory ("discovered"), as the fields
  * `device add` needs to take them in: each protocol's identity is what the device announced.
  */
-import type { DeviceInput, Inventory } from '../core/inventory.js'
-import { PROTOCOLS, type Protocol } from '../drivers/types.js'
+import type { DeviceInput, Inventory } from '../store/inventory.js'
+import { PROTOCOLS, type Protocol } from '../types/driver.js'
 import { identityOf } from '../gateway/gateway.js'
 import { readPresence } from '../gateway/presence.js'
-import type { DiscoveredRow } from '../gateway/store.js'
+import type { DiscoveredRow } from '../types/gateway.js'
 
 export interface Adoptable {
   protocol: Protocol

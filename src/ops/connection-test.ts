@@ -4,10 +4,11 @@
  * and firmware. A push-style device must call the gateway (serve, or a temporary listener opened
  * for the test) within the time given.
  */
-import { DoorctlError } from '../core/errors.js'
-import { contextFor, raceAbort } from '../core/run.js'
+import { DoorctlError } from '../types/errors.js'
+import { contextFor, raceAbort } from './run.js'
 import { loadDriver } from '../drivers/registry.js'
-import type { DeviceEntry, DriverEnv } from '../drivers/types.js'
+import type { DeviceEntry } from '../types/driver.js'
+import type { DriverEnv } from '../types/driver-module.js'
 
 export interface ConnectionTest {
   ok: boolean

@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs'
 import { parse } from 'csv-parse/sync'
-import { InputError, type InputProblem } from '../core/errors.js'
+import { InputError, type InputProblem } from '../types/errors.js'
 import { loadDriver } from '../drivers/registry.js'
-import type { DeviceEntry } from '../drivers/types.js'
+import type { DeviceEntry } from '../types/driver.js'
 import type { SettingSpec, SettingsSchema } from '../types/settings.js'
 import { parseSettingValue } from '../util/setting-values.js'
 

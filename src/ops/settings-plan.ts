@@ -4,10 +4,10 @@
  * protocol takes every section at once), read it back where the device can say. The same code
  * for every protocol: the differences are in each protocol's settings table.
  */
-import { DoorctlError, UnsupportedError, statusOf } from '../core/errors.js'
-import type { Inventory } from '../core/inventory.js'
-import type { Outcome } from '../core/run.js'
-import type { DeviceDriver, OperationContext } from '../drivers/types.js'
+import { DoorctlError, UnsupportedError, statusOf } from '../types/errors.js'
+import type { Inventory } from '../store/inventory.js'
+import type { Outcome } from './run.js'
+import type { DeviceDriver, OperationContext } from '../types/driver.js'
 import { isReadable, type SettingsSchema } from '../types/settings.js'
 import { reportedValue, sameSettingValue, settingText } from '../util/setting-values.js'
 import type { DesiredSetting, DoorSettings } from './settings-file.js'

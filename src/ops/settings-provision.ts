@@ -3,9 +3,9 @@
  * door it selects (nothing read or sent before that), then every door's plan read with bounded
  * concurrency, then the changes applied to the doors that need them.
  */
-import type { Inventory } from '../core/inventory.js'
-import { runOnTargets, type RunOptions, type TargetResult } from '../core/run.js'
-import type { DeviceEntry } from '../drivers/types.js'
+import type { Inventory } from '../store/inventory.js'
+import { runOnTargets, type RunOptions, type TargetResult } from './run.js'
+import type { DeviceEntry } from '../types/driver.js'
 import { desiredState, readSettingsCsv, settingsSchemas, type DesiredState } from './settings-file.js'
 import { applyDoor, planDoor, planOutcome, type DoorPlan } from './settings-plan.js'
 

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { InputError } from '../../src/core/errors.js'
-import type { DeviceDriver, DeviceEntry, OperationContext } from '../../src/drivers/types.js'
+import { InputError } from '../../src/types/errors.js'
+import type { DeviceDriver, DeviceEntry, OperationContext } from '../../src/types/driver.js'
 import { settingsSchema as openapiSchema, settingsSchemaFor } from '../../src/drivers/openapi/index.js'
 import { settingsSchema as httpv2Schema } from '../../src/drivers/httpv2/rules.js'
 import { OPTION_KEYS, settingsSchema as bestSchema } from '../../src/drivers/best/rules.js'
@@ -14,7 +14,7 @@ import { applyDoor, planDoor, planOutcome, settingRows } from '../../src/ops/set
 import { adoptionInput } from '../../src/ops/adopt.js'
 import type { SettingsSchema } from '../../src/types/settings.js'
 import { parseSettingValue, reportedValue, sameSettingValue, settingText } from '../../src/util/setting-values.js'
-import { silentLogger } from '../../src/drivers/types.js'
+import { silentLogger } from '../../src/types/driver.js'
 import { tempDir } from '../helpers.js'
 
 const dir = tempDir('doorctl-settings-')

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../../src/cli/base-command.js'
 import { targetFlags } from '../../../src/cli/flags.js'
 import { renderSettings } from '../../../src/cli/settings-render.js'
-import { UsageError } from '../../../src/core/errors.js'
+import { UsageError } from '../../../src/types/errors.js'
 import { settingsSchemas } from '../../../src/ops/settings-file.js'
 import { readSettingsOutcome } from '../../../src/ops/settings-plan.js'
 
@@ -31,7 +31,7 @@ export default class DeviceConfigGet extends DoorctlCommand {
     const unknown = asked.filter((s) => !known.has(s))
     if (unknown.length > 0) throw new UsageError(`unknown device or config section: ${unknown.join(', ')}`, `devices: \`doorctl device list\`; sections of these devices: ${[...known].join(', ') || 'none'}`)
     const results = await this.spin('reading settings', async () => {
-      const { runOnTargets } = await import('../../../src/core/run.js')
+      const { runOnTargets } = await import('../../../src/ops/run.js')
       return runOnTargets(devices, this.runOptions(flags), (d, ctx) => readSettingsOutcome(d, asked, ctx))
     })
     const ok = results.every((r) => r.ok)

@@ -4,8 +4,8 @@
  * and the work-setting sections (设备工作参数: the DownloadWorkSetting example is the list of
  * "所有可修改参数", every parameter the server may set).
  */
-import type { CommandKind } from '../../gateway/types.js'
-import type { PersonRules } from '../types.js'
+import type { CommandKind } from '../../types/gateway.js'
+import type { PersonRules } from '../../types/driver.js'
 import type { SettingSpec, SettingsSchema, SettingsSection } from '../../types/settings.js'
 
 /** UserID: "数字 最大值 4294967295 类型 UINT32"; 0 is excluded (records use user 0 for "nobody", RecordType 25), and so are leading zeros (the device would store "007" as 7). */

@@ -1,5 +1,3 @@
-import type { SettingsSchema } from '../types/settings.js'
-
 /**
  * The one interface every protocol driver implements. The command layer only ever talks to a
  * DeviceDriver; an operation a protocol has no way to do throws UnsupportedError (typed), which
@@ -202,26 +200,4 @@ export interface PersonRules {
   maxPhotoBytes: number
   /** Lengths counted in UTF-8 bytes rather than characters (httpv2 names, document 13). */
   lengthInBytes?: boolean
-}
-
-/** What a driver module exports; loaded lazily so only protocols in use are imported. */
-export interface DriverModule {
-  personRules: PersonRules
-  /** Protocol-specific record columns (AccessRecord.extras keys), in output order. */
-  recordExtras?: readonly string[]
-  /** The same for one device, where a protocol's modes differ (openapi direct vs platform). */
-  recordExtrasFor?(device: DeviceEntry): readonly string[]
-  /** The device settings the protocol documents (absent: none). */
-  settingsSchema?: SettingsSchema
-  /** The same for one device, where a protocol's modes differ (openapi platform mode has none). */
-  settingsSchemaFor?(device: DeviceEntry): SettingsSchema
-  createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver
-}
-
-export interface DriverEnv {
-  /** DOORCTL_HOME: where durable state lives. */
-  home: string
-  log: Logger
-  /** The gateway push-style drivers queue commands through (serve, or a temporary listener), shared by all devices of one run. */
-  gateway?: () => Promise<import('../gateway/client.js').GatewayHandle>
 }

@@ -3,12 +3,13 @@ import { open, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Writable } from 'node:stream'
-import { CursorStore, type CursorEntry } from './cursors.js'
-import { fsyncDir, tempPathFor } from './atomic-file.js'
+import { CursorStore, type CursorEntry } from '../store/cursors.js'
+import { fsyncDir, tempPathFor } from '../util/atomic-file.js'
 import { RecordWriter, recordRow, BASE_RECORD_COLUMNS, type RecordFormat } from './record-writer.js'
 import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
 import { loadDriver } from '../drivers/registry.js'
-import type { DeviceEntry, DriverEnv, PullQuery } from '../drivers/types.js'
+import type { DeviceEntry, PullQuery } from '../types/driver.js'
+import type { DriverEnv } from '../types/driver-module.js'
 
 export interface ExportOptions {
   home: string

@@ -1,11 +1,11 @@
 import { createWriteStream, mkdirSync, openSync, renameSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { UsageError } from './errors.js'
+import { UsageError } from '../types/errors.js'
 import { once } from 'node:events'
 import { stringify } from 'csv-stringify'
-import { tempPathFor } from './atomic-file.js'
+import { tempPathFor } from '../util/atomic-file.js'
 import { errorResult, runOnTargets, type RunOptions, type TargetResult } from './run.js'
-import type { DeviceDriver, DeviceEntry, OperationContext, Person, PersonOutcome } from '../drivers/types.js'
+import type { DeviceDriver, DeviceEntry, OperationContext, Person, PersonOutcome } from '../types/driver.js'
 
 export const REPORT_COLUMNS = ['device', 'id', 'name', 'status', 'message'] as const
 
