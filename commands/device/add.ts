@@ -1,18 +1,21 @@
 import { Args, Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
+import { askDeviceInput, missingAnything } from '../../src/cli/device-prompts.js'
+import { listenerFlags } from '../../src/cli/flags.js'
 import { readSecretFromStdin } from '../../src/cli/secrets.js'
-import { UsageError, InputError } from '../../src/types/errors.js'
-import { buildDeviceEntry, maskSecrets } from '../../src/store/inventory.js'
+import { InputError } from '../../src/types/errors.js'
+import { buildDeviceEntry, maskSecrets, type DeviceInput } from '../../src/store/inventory.js'
 import { PROTOCOLS } from '../../src/types/driver.js'
 
 export default class DeviceAdd extends DoorctlCommand {
-  static override description = 'Add a device to the inventory (or replace one of the same name)'
+  static override description = 'Add a device to the inventory (or replace one of the same name); on a terminal, what is missing is asked'
   static override examples = [
-    'doorctl device add door-1 --protocol openapi --host 127.0.0.1 --password-stdin < password.txt',
+    'doorctl device add                 # on a terminal: asks name, protocol and that protocol\'s fields, then offers a connection test',
+    'doorctl device add door-1 --protocol openapi --host 127.0.0.1 --password-stdin < password.txt --test',
     'doorctl device add lobby --protocol httpv2 --sn FC-8200H12345678 --tag hq',
     'doorctl device add gate-3 --protocol udp --community 12 --code 3',
   ]
-  static override args = { name: Args.string({ description: 'a name for the device (letters, digits, . _ -)', required: true }) }
+  static override args = { name: Args.string({ description: 'a name for the device (letters, digits, . _ -); asked on a terminal when missing' }) }
   static override flags = {
     protocol: Flags.string({ char: 'p', description: 'device protocol', options: [...PROTOCOLS] }),
     host: Flags.string({ description: 'openapi: the device address' }),
@@ -30,27 +33,37 @@ export default class DeviceAdd extends DoorctlCommand {
     'device-secret': Flags.string({ description: 'best: device secret (devKey is derived from it)' }),
     'broker-key': Flags.string({ description: 'best: getBrokerServer secretKey' }),
     tag: Flags.string({ char: 't', description: 'tag (repeatable)', multiple: true }),
+    test: Flags.boolean({ description: 'test the connection once added (on a terminal you are asked; --no-test skips)', allowNo: true }),
+    'test-timeout': Flags.string({ description: 'connection test: how long to wait (push-style devices must call the gateway within it)', default: '60s' }),
+    ...listenerFlags,
   }
 
   async run() {
     const { args, flags } = await this.parse(DeviceAdd)
-    let protocol = flags.protocol
-    if (!protocol) {
-      if (!process.stdin.isTTY || this.jsonEnabled()) throw new UsageError('--protocol is required', `pass --protocol with one of ${PROTOCOLS.join(', ')}`)
-      const { select } = await import('@inquirer/prompts')
-      protocol = await select({ message: 'Protocol', choices: PROTOCOLS.map((p) => ({ value: p })) }, { output: process.stderr })
-    }
     const password = flags['password-stdin'] ? await readSecretFromStdin('--password-stdin') : flags.password
-    const built = buildDeviceEntry({
-      name: args.name, protocol, host: flags.host, port: flags.port?.toString(), wsPort: flags['ws-port']?.toString(), password,
+    let input: DeviceInput = {
+      name: args.name, protocol: flags.protocol, host: flags.host, port: flags.port?.toString(), wsPort: flags['ws-port']?.toString(), password,
       sn: flags.sn, community: flags.community, code: flags.code, transport: flags.transport, tags: flags.tag,
       deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'],
-    })
-    if (!built.entry) throw new InputError(built.problems.map((p) => ({ ...p, file: 'flags', field: p.field ? `--${p.field.replace('_', '-')}` : undefined })))
-    const replaced = this.inventory.get(args.name) !== undefined
+    }
+    if (this.canPrompt && missingAnything(input)) input = await askDeviceInput(input)
+    const built = buildDeviceEntry(input)
+    if (!built.entry) throw new InputError(built.problems.map((p) => ({ ...p, file: 'flags', field: p.field === 'name' ? 'NAME' : p.field ? `--${p.field.replace('_', '-')}` : undefined })))
+    const replaced = this.inventory.get(built.entry.name) !== undefined
     this.inventory.save([built.entry])
-    const message = `${replaced ? 'replaced' : 'added'} ${args.name} (${built.entry.protocol})`
+    const message = `${replaced ? 'replaced' : 'added'} ${built.entry.name} (${built.entry.protocol})`
     if (!this.jsonEnabled()) this.log(message)
-    return { ok: true, device: maskSecrets(built.entry), replaced, message }
+    const doc = { ok: true, device: maskSecrets(built.entry), replaced, message }
+    const wanted = flags.test ?? (this.canPrompt ? await this.ask('Test the connection now?') : false)
+    if (!wanted) return doc
+    const { testConnection } = await import('../../src/ops/connection-test.js')
+    const timeoutMs = this.timeoutMs({ timeout: flags['test-timeout'] })
+    const test = await this.spin(`testing ${built.entry.name}`, () => testConnection(built.entry!, this.driverEnv(flags), { timeoutMs, signal: this.signal }))
+    if (!test.ok) process.exitCode = 1
+    if (!this.jsonEnabled()) {
+      this.log(`connection test: ${test.ok ? 'ok' : 'failed'}: ${test.message}`)
+      if (!test.ok && test.suggestion) this.log(`Try: ${test.suggestion}`)
+    }
+    return { ...doc, ok: test.ok, test }
   }
 }

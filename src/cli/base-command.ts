@@ -120,6 +120,8 @@ export abstract class DoorctlCommand extends Command {
 
   override async catch(err: Error & { oclif?: { exit?: number }; code?: string }): Promise<void> {
     if (err.code === 'EEXIT') throw err
+    // Ctrl-C at a prompt (@inquirer/prompts)
+    if (err.name === 'ExitPromptError') this.interrupted = true
     const exit = this.interrupted ? 130 : err instanceof DoorctlError ? err.exitCode : (err.oclif?.exit ?? 1)
     process.exitCode = exit
     const suggestion = err instanceof DoorctlError ? err.suggestion : undefined
@@ -143,13 +145,34 @@ export abstract class DoorctlCommand extends Command {
     return resolveTargets(this.inventory, { names, all: flags.all, tags: flags.tag })
   }
 
+  /** Targets when some are given; undefined when none are (a settings file then selects its own). */
+  protected optionalTargets(names: string[], flags: { all?: boolean; tag?: string[] }): DeviceEntry[] | undefined {
+    return names.length === 0 && !flags.all && (flags.tag ?? []).length === 0 ? undefined : this.targets(names, flags)
+  }
+
+  /** Can a human be asked here? Prompts need a terminal on stdin and no --json. */
+  protected get canPrompt(): boolean {
+    return !!process.stdin.isTTY && !this.jsonEnabled()
+  }
+
+  /** Refuses (exit 2, naming the flag) when a confirmation will be needed and nobody can give it. */
+  protected requireConfirmable(what: string, flag: string, assumeYes: boolean): void {
+    if (!assumeYes && !this.canPrompt) throw new UsageError(`${what} needs confirmation`, `pass ${flag} to confirm without a prompt`)
+  }
+
   /** Asks only a human at a terminal; otherwise the missing answer is a usage error naming the flag. */
   protected async confirm(question: string, flag: string, assumeYes: boolean): Promise<void> {
     if (assumeYes) return
-    if (!process.stdin.isTTY || this.jsonEnabled()) throw new UsageError(`${question} needs confirmation`, `pass ${flag} to confirm without a prompt`)
+    this.requireConfirmable(question, flag, assumeYes)
     const { confirm } = await import('@inquirer/prompts')
     const yes = await confirm({ message: question, default: false }, { output: process.stderr })
     if (!yes) throw new UsageError('cancelled', `pass ${flag} to confirm without a prompt`)
+  }
+
+  /** A yes/no question for a human at a terminal (callers check canPrompt first). */
+  protected async ask(question: string, dflt = true): Promise<boolean> {
+    const { confirm } = await import('@inquirer/prompts')
+    return confirm({ message: question, default: dflt }, { output: process.stderr })
   }
 
   /** A spinner on stderr for humans at a terminal; silent otherwise. */

@@ -22,3 +22,7 @@ export const targetFlags = {
 export const verboseFlag = {
   verbose: Flags.boolean({ char: 'v', description: 'log progress lines to stderr' }),
 }
+
+const { 'no-wait': _noWait, ...waitingTargetFlags } = targetFlags
+/** Target flags of commands that need the devices' answers to go on (a plan reads before it writes): no --no-wait. */
+export const answeredTargetFlags = waitingTargetFlags

@@ -109,6 +109,17 @@ export class PushDriver implements DeviceDriver {
     return (info[section] as Record<string, unknown> | undefined) ?? info
   }
 
+  /** One `info` answers every section: push-style devices report all their settings at once. */
+  async readConfig(sections: readonly string[], ctx: OperationContext): Promise<Record<string, Record<string, unknown>>> {
+    const info = await this.info(ctx)
+    const out: Record<string, Record<string, unknown>> = {}
+    for (const s of sections) {
+      const v = info[s]
+      out[s] = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {}
+    }
+    return out
+  }
+
   setConfig(section: string, values: Record<string, unknown>, ctx: OperationContext) {
     return this.op('setConfig', { section, values }, ctx)
   }

@@ -3,8 +3,8 @@ import { loadDriver } from '../drivers/registry.js'
 import type { DeviceDriver, DeviceEntry, Logger, OperationContext } from '../types/driver.js'
 import type { DriverEnv } from '../types/driver-module.js'
 
-/** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that). */
-export const SUCCESS: ReadonlySet<ResultStatus> = new Set(['ok', 'queued', 'skipped'])
+/** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that; unchanged: nothing needed sending). */
+export const SUCCESS: ReadonlySet<ResultStatus> = new Set(['ok', 'unchanged', 'queued', 'skipped'])
 
 /** One device's outcome, as the `results` array of the CLI contract has it. */
 export interface TargetResult {

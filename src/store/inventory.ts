@@ -4,8 +4,8 @@ import { UsageError, type InputProblem } from '../types/errors.js'
 import { isoWithOffset } from '../util/time.js'
 import { PROTOCOLS, type DeviceEntry, type Protocol } from '../types/driver.js'
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
-const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+export const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
 export const SECRET_FIELDS = ['password', 'deviceSecret', 'brokerKey'] as const
 
 type Store = { devices: Record<string, DeviceEntry> }

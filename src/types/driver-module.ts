@@ -1,5 +1,6 @@
 import type { DeviceDriver, DeviceEntry, Logger, PersonRules } from './driver.js'
 import type { GatewayHandle } from './gateway.js'
+import type { SettingsSchema } from './settings.js'
 
 /** What a driver module exports; loaded lazily so only protocols in use are imported. */
 export interface DriverModule {
@@ -8,6 +9,10 @@ export interface DriverModule {
   recordExtras?: readonly string[]
   /** The same for one device, where a protocol's modes differ (openapi direct vs platform). */
   recordExtrasFor?(device: DeviceEntry): readonly string[]
+  /** The device settings the protocol documents (absent: none). */
+  settingsSchema?: SettingsSchema
+  /** The same for one device, where a protocol's modes differ (openapi platform mode has none). */
+  settingsSchemaFor?(device: DeviceEntry): SettingsSchema
   createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver
 }
 

@@ -172,6 +172,8 @@ export interface DeviceDriver {
   /** Sections the protocol has (openapi: network, smartface, perpara). */
   configSections(): string[]
   getConfig(section: string, ctx: OperationContext): Promise<Record<string, unknown>>
+  /** Several sections in one go, where the device reports them all in one answer (push-style `info`). */
+  readConfig?(sections: readonly string[], ctx: OperationContext): Promise<Record<string, Record<string, unknown>>>
   setConfig(section: string, values: Record<string, unknown>, ctx: OperationContext): Promise<OpResult>
   /** Add-or-update: an existing id is updated, not duplicated. One outcome per person, in any order. */
   upsertPeople(people: readonly Person[], ctx: OperationContext): AsyncIterable<PersonOutcome>
@@ -185,6 +187,8 @@ export interface DeviceDriver {
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull
   /** Live records until ctx.signal aborts. */
   watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord>
+  /** Directly reachable devices: ask who the device is (reachable, credentials accepted, model and firmware). */
+  probe?(ctx: OperationContext): Promise<{ model?: string; firmware?: string }>
   close(): Promise<void>
 }
 

@@ -3,7 +3,7 @@
  * code the CLI contract promises (2 = bad usage or input, nothing sent; 1 = a device failed),
  * a stable machine-readable `code`, and a suggested fix for humans.
  */
-export type ResultStatus = 'ok' | 'failed' | 'unsupported' | 'timeout' | 'queued' | 'skipped'
+export type ResultStatus = 'ok' | 'unchanged' | 'failed' | 'unsupported' | 'timeout' | 'queued' | 'skipped'
 
 export class DoorctlError extends Error {
   readonly exitCode: 1 | 2

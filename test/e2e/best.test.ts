@@ -176,6 +176,28 @@ for (const { transport, sn } of [{ transport: 'ws' as const, sn: 'BESTW0001' }, 
   afterAll(async () => env.close())
   operations(() => env, (args) => env.run(args))
 
+  it('config apply: the switches dev.report carries and a meeting-room key, in one cmd.option.set; then nothing', async () => {
+    const site = join(work.path, `option-${transport}.csv`)
+    writeFileSync(site, 'device,section,key,value\ndoor-1,option,volume,70\ndoor-1,option,voiceOn,0\ntag:site,option,meetRoomLocation,3F\n')
+    const plan = await env.run(['device', 'config', 'plan', site, '--json', '--timeout', '20s'])
+    ok(plan)
+    expect(plan.json().results[0].changes).toEqual([
+      expect.objectContaining({ key: 'volume', current: 50, desired: 70, known: true }),
+      expect.objectContaining({ key: 'voiceOn', current: 1, desired: 0, known: true }),
+      // never reported by the device, and not set through doorctl yet
+      expect.objectContaining({ key: 'meetRoomLocation', current: null, desired: '3F', known: false }),
+    ])
+    const sets = env.sim.events.options.length
+    const apply = await env.run(['device', 'config', 'apply', site, '--yes', '--json', '--timeout', '20s'])
+    ok(apply)
+    expect(apply.json().results[0]).toMatchObject({ status: 'ok', changed: [{ key: 'volume' }, { key: 'voiceOn' }, { key: 'meetRoomLocation' }] })
+    expect(env.sim.events.options.slice(sets)).toEqual([{ volume: '70', voiceOn: '0', meetRoomLocation: '3F' }])
+    const again = await env.run(['device', 'config', 'apply', site, '--yes', '--json', '--timeout', '20s'])
+    ok(again)
+    expect(again.json().results[0].status).toBe('unchanged')
+    expect(env.sim.events.options.length).toBe(sets + 1)
+  })
+
   it('an offline device → timeout and exit 1', async () => {
     await doorctl(['device', 'add', 'ghost', '--protocol', 'best', '--sn', `GHOST${transport}`], { home: env.home.path })
     const r = await env.run(['device', 'reboot', 'ghost', '--timeout', '1500ms', '--json'])

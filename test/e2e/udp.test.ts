@@ -137,6 +137,40 @@ describe('udp intercoms through the gateway (built binary, simulated intercoms o
     })
   })
 
+  describe('settings from a file (one-shot)', () => {
+    let env: Env
+    beforeAll(async () => {
+      env = await setup([{ name: 'gate-1', community: '123456', code: '200111' }, { name: 'gate-2', community: '123456', code: '200112' }])
+    })
+    afterAll(async () => env.close())
+
+    it('a door\'s new code: planned from its heartbeat, sent as setting, the inventory follows; then nothing', async () => {
+      const site = join(work.path, 'codes.csv')
+      writeFileSync(site, 'device,section,key,value\n*,device,communityId,123456\ngate-1,device,deviceCode,200199\n')
+      const shared = join(work.path, 'same-code.csv')
+      writeFileSync(shared, 'device,section,key,value\ntag:site,device,deviceCode,7\n')
+      const refused = await env.run(['device', 'config', 'plan', shared, '--json'])
+      expect(refused.code).toBe(2)
+      expect(refused.json().error.problems[0]).toMatchObject({ line: 2, message: expect.stringMatching(/each door's own/) })
+
+      const plan = await env.run(['device', 'config', 'plan', site, '--json', '--timeout', '20s'])
+      expect(plan.code, plan.stdout + plan.stderr).toBe(0)
+      expect(plan.json()).toMatchObject({ to_change: ['gate-1'], in_line: ['gate-2'] })
+      expect(plan.json().results[0].changes).toEqual([expect.objectContaining({ key: 'deviceCode', current: '200111', desired: '200199' })])
+      const apply = await env.run(['device', 'config', 'apply', site, '--yes', '--json', '--timeout', '20s'])
+      expect(apply.code, apply.stdout + apply.stderr).toBe(0)
+      expect(apply.json().results.map((r: { status: string }) => r.status)).toEqual(['ok', 'unchanged'])
+      expect(env.sims[0].deviceCode).toBe('200199')
+      expect(env.sims[0].events.settings).toHaveLength(1)
+      const show = await doorctl(['device', 'show', 'gate-1', '--json'], { home: env.home.path })
+      expect(show.json().device).toMatchObject({ community: '123456', code: '200199' })
+      const again = await env.run(['device', 'config', 'apply', site, '--yes', '--json', '--timeout', '20s'])
+      expect(again.code, again.stdout + again.stderr).toBe(0)
+      expect(again.json().results.map((r: { status: string }) => r.status)).toEqual(['unchanged', 'unchanged'])
+      expect(env.sims[0].events.settings).toHaveLength(1)
+    })
+  })
+
   describe('through doorctl serve', () => {
     let env: Env
     let serve: ReturnType<typeof startDoorctl>

@@ -1,6 +1,7 @@
 import { DoorctlCommand } from '../../../src/cli/base-command.js'
 import { targetFlags } from '../../../src/cli/flags.js'
 import { UnsupportedError, UsageError } from '../../../src/types/errors.js'
+import { followMovedDevice } from '../../../src/ops/settings-plan.js'
 
 export default class DeviceConfigSet extends DoorctlCommand {
   static override description = "Change settings in a section of devices' configuration"
@@ -40,12 +41,7 @@ export default class DeviceConfigSet extends DoorctlCommand {
         throw new UnsupportedError(`${d.protocol} devices have no config section "${section}"`, `sections: ${d.configSections().join(', ') || 'none'}`)
       }
       const r = await d.setConfig(section, values, ctx)
-      // udp intercoms are known by community/code: when one acknowledged new ones, follow it
-      const moved = r.data as { newCommunity?: string; newCode?: string } | undefined
-      if (!r.queued && (moved?.newCommunity || moved?.newCode)) {
-        const current = this.inventory.get(device.name)
-        if (current) this.inventory.save([{ ...current, community: moved.newCommunity ?? current.community, code: moved.newCode ?? current.code }])
-      }
+      if (!r.queued) followMovedDevice(this.inventory, device.name, r.data)
       return { status: r.queued ? 'queued' : undefined, message: r.message ?? `set ${Object.keys(values).join(', ')}`, fields: { section, ...r.data } }
     })
   }

@@ -8,6 +8,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from
 import { isoWithOffset } from '../../util/time.js'
 import type { SpoolRecord } from '../../types/gateway.js'
 import type { PersonInfo, Role } from '../../types/driver.js'
+import { OPTION_KEYS } from './rules.js'
 
 export type Json = Record<string, unknown>
 
@@ -406,6 +407,13 @@ export function reportAnswer(req: BestMessage, info: Json, opts: { timezone: str
 }
 
 /** What `device info` shows: the report, with the names the CLI summary looks for. */
+/** The settings a dev.report (3.5) carries, by the `option` keys cmd.option.set takes (rules.ts). */
+export function reportedOptions(report: Json): Json {
+  const out: Json = {}
+  for (const k of OPTION_KEYS) if (report[k] !== undefined) out[k] = report[k]
+  return out
+}
+
 export function infoData(report: Json, extra: Json = {}): Json {
   return { model: str(report.devModel), firmware: str(report.fwVer), ...report, ...extra }
 }

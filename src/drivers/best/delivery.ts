@@ -20,7 +20,7 @@ import { isoWithOffset } from '../../util/time.js'
 import type { CommandResult, GatewayContext, QueuedCommand } from '../../types/gateway.js'
 import type { PersonOutcome } from '../../types/driver.js'
 import {
-  CODE, command, infoData, isObject, isoTime, offsetText, parseCmdResponse, personInfoJson, personProblem, rebootCommand, str, timeAnswer, uploadCmdId, uploadedCards,
+  CODE, command, infoData, isObject, isoTime, offsetText, parseCmdResponse, personInfoJson, personProblem, rebootCommand, reportedOptions, str, timeAnswer, uploadCmdId, uploadedCards,
   uploadedPhotoPins, uploadedUsers, wireBioPhoto, wireCard, wireUser, type BestMessage, type Json, type PersonPayload,
 } from './codec.js'
 import { kinds, OPTION_KEYS } from './rules.js'
@@ -109,7 +109,9 @@ export class Delivery implements DeliveryPart {
     const r = this.ctx.state(name, 'report') as { info?: Json; at?: number } | undefined
     if (!r || !isObject(r.info)) return undefined
     const options = this.ctx.state(name, 'options')
-    return infoData(r.info, { reported_at: isoWithOffset(new Date(r.at ?? 0)), timezone: offsetText(this.core.offsetOf(name)), option: isObject(options) ? options : {} })
+    // settings: as reported, or as confirmed since (3.28's meeting-room keys are never reported)
+    const option = { ...reportedOptions(r.info), ...(isObject(options) ? options : {}) }
+    return infoData(r.info, { reported_at: isoWithOffset(new Date(r.at ?? 0)), timezone: offsetText(this.core.offsetOf(name)), option })
   }
 
   /** 3.8–3.11 uploads: collected while a user listing is open (matched as uploadCmdId says). */

@@ -8,7 +8,7 @@ import type { DeviceDriver, DeviceEntry } from '../../types/driver.js'
 import type { DriverEnv } from '../../types/driver-module.js'
 import { configSections, kinds, unsupportedWhy } from './rules.js'
 
-export { personRules, recordExtras } from './rules.js'
+export { personRules, recordExtras, settingsSchema } from './rules.js'
 
 export function createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver {
   return new PushDriver(device, env, { protocol: 'best', kinds, configSections: [...configSections], unsupportedWhy })

@@ -4,6 +4,7 @@
  */
 import type { CommandKind } from '../../types/gateway.js'
 import type { PersonRules } from '../../types/driver.js'
+import type { SettingSpec, SettingsSchema, SettingsSection } from '../../types/settings.js'
 
 /**
  * The document gives no lengths for pin or names (3.14 types them "字符串" only). A pin is a
@@ -30,11 +31,47 @@ export const kinds: ReadonlySet<CommandKind> = new Set<CommandKind>([
   'reboot', 'syncTime', 'info', 'setConfig', 'upsertPeople', 'deletePeople', 'listPeople', 'enrollFace',
 ])
 
-/** `device config set option KEY=VALUE`: cmd.option.set's `option` object (3.28); `json` passes any keys. */
+const SWITCH: SettingSpec = { type: 'integer', min: 0, max: 1 }
+
+/**
+ * cmd.option.set's `option` object (3.28), every value sent as a string (AMBIGUITIES #10).
+ * 3.28 documents the meeting-room keys; the device never reports them, so their current value is
+ * what it last confirmed to doorctl (unknown before). dev.report (3.5) reports the device's own
+ * switches with their ranges: they are the same parameter data ("option" in the appendix's funcId
+ * naming), so they are set through cmd.option.set too and read from the latest report. What
+ * dev.report says the device supports (qrCodeSupport, *FunOn, sipOn, adOn) is a fact, not a setting.
+ */
+export const OPTION_SETTINGS: SettingsSection = {
+  meetRoomName: { type: 'string' },
+  meetRoomManager: { type: 'string' },
+  meetRoomLocation: { type: 'string' },
+  // a capacity is a count, though 3.28 types every value as text
+  meetRoomCapacity: { type: 'integer', min: 0 },
+  meetRoomManagerPin: { type: 'string' },
+  qrCodeOn: SWITCH,
+  cameraOn: SWITCH,
+  capturePic: { type: 'integer', min: 0, max: 4 },
+  enableBioTest: SWITCH,
+  voiceOn: SWITCH,
+  keyPadBeepOn: SWITCH,
+  volume: { type: 'integer', min: 0, max: 100 },
+  irTempDetectionOn: SWITCH,
+  maxTemperature: { type: 'number' },
+  minTemperature: { type: 'number' },
+  temperatureOn: SWITCH,
+  irTempUnit: SWITCH,
+  maskDetectionOn: SWITCH,
+  maskOn: SWITCH,
+  scene: { type: 'integer', min: 1, max: 2 },
+}
+
+/** `device config set option KEY=VALUE`; `json` passes any keys. */
 export const configSections: readonly string[] = ['option']
 
-/** The option keys 3.28 documents (meeting-room settings); others are passed through as the device may know them. */
-export const OPTION_KEYS: readonly string[] = ['meetRoomName', 'meetRoomManager', 'meetRoomLocation', 'meetRoomCapacity', 'meetRoomManagerPin']
+export const settingsSchema: SettingsSchema = { sections: { option: OPTION_SETTINGS } }
+
+/** The option keys best.txt documents (3.28, and dev.report's switches); others are passed through as the device may know them. */
+export const OPTION_KEYS: readonly string[] = Object.keys(OPTION_SETTINGS)
 
 export const unsupportedWhy: Partial<Record<CommandKind, string>> = {
   open: 'best devices have no remote door-open command (best.txt has none)',

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import type { GatewayContext, GatewayRequest, GatewayResponse } from '../../types/gateway.js'
 import {
   brokerAnswer, brokerError, brokerSign, CODE, credentials, devKeyOf, exchangeAnswer, infoData, newMid, offsetText, parseBrokerQuery, reportAnswer,
-  reportInfo, sameHex, sessionValue, type BestMessage, type Credentials,
+  isObject, reportedOptions, reportInfo, sameHex, sessionValue, type BestMessage, type Credentials,
 } from './codec.js'
 import { bracket, MQTT_SAFE_SN, type BestCore, type Channel, type Dev, type ResolvedBestOptions, type SessionPart, type WsConn } from './state.js'
 
@@ -222,6 +222,12 @@ export class Sessions implements SessionPart {
   report(dev: Dev, ch: Channel, m: BestMessage, conn?: WsConn): void {
     const info = reportInfo(m)
     this.ctx.setState(dev.name, 'report', { info, at: Date.now() })
+    // the device's own report of a setting is newer than what it confirmed to us before
+    const confirmed = this.ctx.state(dev.name, 'options')
+    if (isObject(confirmed)) {
+      const reported = reportedOptions(info)
+      this.ctx.setState(dev.name, 'options', Object.fromEntries(Object.entries(confirmed).filter(([k]) => !(k in reported))))
+    }
     this.ctx.touch(dev.entry, ch.address, infoData(info))
     const r = reportAnswer(m, info, { timezone: offsetText(this.core.offsetOf(dev.name)), heartbeatSeconds: this.o.heartbeatSeconds })
     ch.send(r)

@@ -5,7 +5,9 @@
  */
 import type { GatewayRequest, SpoolRecord } from '../../types/gateway.js'
 import type { OpenMode, PersonInfo, Role } from '../../types/driver.js'
-import { USER_ID_RE, WORK_SETTINGS, type SettingType } from './rules.js'
+import { USER_ID_RE, WORK_SETTINGS } from './rules.js'
+import type { SettingSpec } from '../../types/settings.js'
+import { parseSettingValue } from '../../util/setting-values.js'
 
 export type Json = Record<string, unknown>
 
@@ -225,10 +227,10 @@ export function remoteAnswer(o: RemoteOrder): Json {
 
 // ---- work settings ----------------------------------------------------------------------------
 
-/** Settings that are secrets: shown as set/unset only. */
-export const SECRET_SETTINGS: ReadonlySet<string> = new Set([
-  'ConnectPassword', 'MenuPassword', 'PasswordAlarm_Password', 'VisitorRootPassword', 'WIFIAPPassword', 'RTSPPassword', 'MQTTLoginPassword',
-])
+/** Settings that are secrets (passwords): shown as set/unset only. */
+export const SECRET_SETTINGS: ReadonlySet<string> = new Set(
+  Object.values(WORK_SETTINGS).flatMap((keys) => Object.entries(keys).filter(([, spec]) => spec.secret).map(([k]) => k)),
+)
 
 const SECTION_OF = new Map<string, string>()
 for (const [section, keys] of Object.entries(WORK_SETTINGS)) for (const k of Object.keys(keys)) SECTION_OF.set(k, section)
@@ -277,33 +279,15 @@ export function workSettingsData(w: WorkSettings): Json {
   return { device: w.device, ...w.sections }
 }
 
-function coerce(key: string, type: SettingType, v: unknown): { value: unknown } | { error: string } {
-  if (type === 'number') {
-    const n = typeof v === 'boolean' ? (v ? 1 : 0) : num(v)
-    return Number.isFinite(n) ? { value: n } : { error: `${key} takes a number, not ${JSON.stringify(v)}` }
-  }
-  if (type === 'string') return typeof v === 'object' && v !== null ? { error: `${key} takes text` } : { value: v === null || v === undefined ? '' : String(v) }
-  let parsed = v
-  if (typeof v === 'string') {
-    try {
-      parsed = parseJsonText(v)
-    } catch {
-      return { error: `${key} takes a JSON ${type}, e.g. ${type === 'array' ? '[...]' : '{...}'}` }
-    }
-  }
-  if (type === 'array' ? !Array.isArray(parsed) : !isObject(parsed)) return { error: `${key} takes a JSON ${type}` }
-  return { value: parsed }
-}
-
 /**
  * Values for DownloadWorkSetting from `config set SECTION KEY=VALUE...`: keys are checked
  * against the section's documented parameters (case-insensitively, sent in the document's
  * spelling) and typed like the document's example. `json` takes any writable key.
  */
 export function settingValues(section: string, values: Json): { values: Json } | { error: string } {
-  const allowed: Record<string, SettingType> = section === 'json'
+  const allowed: Record<string, SettingSpec> = section === 'json'
     ? Object.assign({}, ...Object.values(WORK_SETTINGS))
-    : (WORK_SETTINGS[section] as Record<string, SettingType> | undefined) ?? {}
+    : (WORK_SETTINGS[section] as Record<string, SettingSpec> | undefined) ?? {}
   if (section !== 'json' && !(section in WORK_SETTINGS)) return { error: `httpv2 devices have no settings section "${section}" (sections: ${Object.keys(WORK_SETTINGS).join(', ')})` }
   const lower = new Map(Object.keys(allowed).map((k) => [k.toLowerCase(), k]))
   const out: Json = {}
@@ -317,11 +301,10 @@ export function settingValues(section: string, values: Json): { values: Json } |
         : `unknown setting "${k}" for section ${section} (known: ${Object.keys(allowed).join(', ')})`)
       continue
     }
-    const c = coerce(key, allowed[key], v)
-    if ('error' in c) problems.push(c.error)
+    const c = parseSettingValue(allowed[key]!, v)
+    if ('error' in c) problems.push(`${key} ${c.error}`)
     else out[key] = c.value
   }
-  if ('TimeZone' in out && !(Number.isInteger(out.TimeZone) && Math.abs(out.TimeZone as number) <= 14)) problems.push('TimeZone takes whole hours from -12 to 14 (AMBIGUITIES #14)')
   if (problems.length > 0) return { error: problems.join('; ') }
   if (Object.keys(out).length === 0) return { error: 'nothing to set' }
   return { values: out }

@@ -6,6 +6,7 @@
  */
 import type { CommandKind } from '../../types/gateway.js'
 import type { PersonRules } from '../../types/driver.js'
+import type { SettingSpec, SettingsSchema, SettingsSection } from '../../types/settings.js'
 
 /** UserID: "数字 最大值 4294967295 类型 UINT32"; 0 is excluded (records use user 0 for "nobody", RecordType 25), and so are leading zeros (the device would store "007" as 7). */
 export const USER_ID_RE = /^(?:[1-9]\d{0,8}|[1-3]\d{9}|4[01]\d{8}|42[0-8]\d{7}|429[0-3]\d{6}|4294[0-8]\d{5}|42949[0-5]\d{4}|429496[0-6]\d{3}|4294967[01]\d{2}|42949672[0-8]\d|429496729[0-5])$/
@@ -39,59 +40,74 @@ export const kinds: ReadonlySet<CommandKind> = new Set<CommandKind>([
   'open', 'reboot', 'syncTime', 'info', 'setConfig', 'upsertPeople', 'deletePeople', 'listPeople', 'enrollFace', 'snapshot', 'repostRecords',
 ])
 
-export type SettingType = 'number' | 'string' | 'object' | 'array'
+const N: SettingSpec = { type: 'number' }
+const S: SettingSpec = { type: 'string' }
+const O: SettingSpec = { type: 'object' }
+const A: SettingSpec = { type: 'array' }
+/** Passwords: the device reports them, but doorctl never keeps or shows them (so their current value is unknown). */
+const SECRET: SettingSpec = { type: 'string', secret: true }
+/** A door's own addresses: never given to several doors by one `*` or tag row. */
+const OWN: SettingSpec = { type: 'string', perDevice: true }
+/** The clock: set by `device sync-time`, left out of exports (it would set a copied time back). */
+const CLOCK: SettingSpec = { type: 'integer', min: 0, volatile: true }
+/** AMBIGUITIES #14: TimeZone is whole hours. */
+const ZONE: SettingSpec = { type: 'integer', min: -12, max: 14 }
 
 /**
  * The writable work parameters, grouped the way the DownloadWorkSetting example orders them
- * (the document gives no group names: these are ours). Types are the example values' types.
+ * (the document gives no group names: these are ours). Types are the example values' types; the
+ * referenced 设备工作参数.md with ranges is not part of the document, so only TimeZone has one.
  */
-export const WORK_SETTINGS: Readonly<Record<string, Readonly<Record<string, SettingType>>>> = {
+export const WORK_SETTINGS: Readonly<Record<string, SettingsSection>> = {
   alarm: {
-    FireAlarm: 'number', DoorLongOpenAlarm: 'number', DoorLongOpenTime: 'number', DoorSensorAlarm: 'number', DoorSensorAlarmTimegroup: 'object',
-    BlacklistAlarm: 'number', AntiDisassemblyAlarm: 'number', IllegalVerificationAlarm: 'number', IllegalVerificationAlarmLimit: 'number',
-    UseUserCloseAlarm: 'number', PasswordAlarm: 'number', PasswordAlarm_Password: 'string', PasswordAlarm_Mode: 'number', AlarmClocks: 'array',
+    FireAlarm: N, DoorLongOpenAlarm: N, DoorLongOpenTime: N, DoorSensorAlarm: N, DoorSensorAlarmTimegroup: O,
+    BlacklistAlarm: N, AntiDisassemblyAlarm: N, IllegalVerificationAlarm: N, IllegalVerificationAlarmLimit: N,
+    UseUserCloseAlarm: N, PasswordAlarm: N, PasswordAlarm_Password: SECRET, PasswordAlarm_Mode: N, AlarmClocks: A,
   },
   temperature: {
-    UseBodyTemperature: 'number', UseFahrenheitDisplay: 'number', TemperatureCompensate: 'number', TemperatureAlarmThreshold: 'number', TemperatureDisplay: 'number',
+    UseBodyTemperature: N, UseFahrenheitDisplay: N, TemperatureCompensate: N, TemperatureAlarmThreshold: N, TemperatureDisplay: N,
   },
   access: {
-    CardBytes: 'number', AccessType: 'number', WgFormat: 'number', WGContent: 'number', ReleaseTime: 'number', FreeOpen: 'number', OpenInterval: 'number',
-    OpenInterval_SaveRecord: 'number', Relay: 'number', ShortMessage: 'string', VerificationType: 'number', OverdueRemind: 'number', OverdueRemind_Day: 'number',
-    TimingOpen: 'number', TimingOpen_mode: 'number', TimingOpen_timegroup: 'object', TimingLocked: 'number', TimingLocked_timegroup: 'object',
-    VisitorRootPassword: 'string', MultiPerson: 'number', TimeGroups: 'array', Holidays: 'array',
+    CardBytes: N, AccessType: N, WgFormat: N, WGContent: N, ReleaseTime: N, FreeOpen: N, OpenInterval: N,
+    OpenInterval_SaveRecord: N, Relay: N, ShortMessage: S, VerificationType: N, OverdueRemind: N, OverdueRemind_Day: N,
+    TimingOpen: N, TimingOpen_mode: N, TimingOpen_timegroup: O, TimingLocked: N, TimingLocked_timegroup: O,
+    VisitorRootPassword: SECRET, MultiPerson: N, TimeGroups: A, Holidays: A,
   },
-  elevator: { UseElevator: 'number', ElevatorPorts: 'array' },
+  elevator: { UseElevator: N, ElevatorPorts: A },
   face: {
-    FaceIR: 'number', FaceIRThreshold: 'number', FaceDistance: 'number', FaceThreshold: 'number', FPComparison: 'number', FaceMask: 'number', FaceMaskThreshold: 'number',
+    FaceIR: N, FaceIRThreshold: N, FaceDistance: N, FaceThreshold: N, FPComparison: N, FaceMask: N, FaceMaskThreshold: N,
   },
   system: {
-    Language: 'number', SystemTime: 'number', UseNTP: 'number', TimeZone: 'number', Volume: 'number', Voice: 'number', ConnectPassword: 'string',
-    AutoRestart: 'number', AutoRestartTime: 'string', MenuPassword: 'string',
+    Language: N, SystemTime: CLOCK, UseNTP: N, TimeZone: ZONE, Volume: N, Voice: N, ConnectPassword: SECRET,
+    AutoRestart: N, AutoRestartTime: S, MenuPassword: SECRET,
   },
   network: {
-    UseWired: 'number', WiredDHCP: 'number', WiredIP: 'string', WiredIPMask: 'string', WiredGteway: 'string', WiredDNS: 'string', WiredMAC: 'string',
-    UseWIFI: 'number', WIFIDHCP: 'number', WIFIIP: 'string', WIFIIPMask: 'string', WIFIGteway: 'string', WIFIDNS: 'string', WIFIMAC: 'string',
-    WIFIAPName: 'string', WIFIAPPassword: 'string',
+    UseWired: N, WiredDHCP: N, WiredIP: OWN, WiredIPMask: S, WiredGteway: S, WiredDNS: S, WiredMAC: OWN,
+    UseWIFI: N, WIFIDHCP: N, WIFIIP: OWN, WIFIIPMask: S, WIFIGteway: S, WIFIDNS: S, WIFIMAC: OWN,
+    WIFIAPName: S, WIFIAPPassword: SECRET,
   },
   services: {
-    UseWebPage: 'number', HTTPPort: 'number', HTTPSPort: 'number', WebPageUseSSL: 'number', UseUDP: 'number', UDPPort: 'number', UseTelnet: 'number',
-    TelnetPort: 'number', UseRTSP: 'number', RTSPPort: 'number', RTSPUser: 'string', RTSPPassword: 'string',
+    UseWebPage: N, HTTPPort: N, HTTPSPort: N, WebPageUseSSL: N, UseUDP: N, UDPPort: N, UseTelnet: N,
+    TelnetPort: N, UseRTSP: N, RTSPPort: N, RTSPUser: S, RTSPPassword: SECRET,
   },
   server: {
-    UseTCPClient: 'number', UseUDPClient: 'number', ServerAddress: 'string', ServerPort: 'number', KeepaliveTime: 'number', UseHTTPClient: 'number',
-    HTTPClient_ProtocolType: 'number', HTTPClient_ServerAddr: 'string', HTTPClient_KeepaliveTime: 'number', HTTPClient_UseGZIP: 'number',
-    UseMQTTClient: 'number', UseMQTTSSL: 'number', MQTTServerAddr: 'string', MQTTPort: 'number', MQTTLoginName: 'string', MQTTLoginPassword: 'string',
-    MQTTPublishTopic: 'string', MQTTSubscribeTopic: 'string', MQTT_KeepaliveTime: 'number', MQTT_UseGZIP: 'number', UseWebsocketClient: 'number',
-    WebsocketClient_ProtocolType: 'number', WebsocketClient_ServerAddr: 'string', WebsocketClient_UseGZIP: 'number', WebsocketClient_KeepaliveTime: 'number',
-    UseYZW: 'number', YZWAddr: 'string',
+    UseTCPClient: N, UseUDPClient: N, ServerAddress: S, ServerPort: N, KeepaliveTime: N, UseHTTPClient: N,
+    HTTPClient_ProtocolType: N, HTTPClient_ServerAddr: S, HTTPClient_KeepaliveTime: N, HTTPClient_UseGZIP: N,
+    UseMQTTClient: N, UseMQTTSSL: N, MQTTServerAddr: S, MQTTPort: N, MQTTLoginName: S, MQTTLoginPassword: SECRET,
+    MQTTPublishTopic: S, MQTTSubscribeTopic: S, MQTT_KeepaliveTime: N, MQTT_UseGZIP: N, UseWebsocketClient: N,
+    WebsocketClient_ProtocolType: N, WebsocketClient_ServerAddr: S, WebsocketClient_UseGZIP: N, WebsocketClient_KeepaliveTime: N,
+    UseYZW: N, YZWAddr: S,
   },
-  records: { RecordAutoCycle: 'number', SaveUnregistered: 'number', SaveRecordPicture: 'number' },
+  records: { RecordAutoCycle: N, SaveUnregistered: N, SaveRecordPicture: N },
   display: {
-    DisplayBrightness: 'number', ShowIR: 'number', ShowPersonPhoto: 'number', PlayPersonName: 'number', RecognitionButton: 'number',
-    UnregisteredWarn: 'number', ShowPersonName: 'number', FillLight: 'number',
+    DisplayBrightness: N, ShowIR: N, ShowPersonPhoto: N, PlayPersonName: N, RecognitionButton: N,
+    UnregisteredWarn: N, ShowPersonName: N, FillLight: N,
   },
-  identity: { DeviceName: 'string', Manufacturer: 'string', ManufacturerPhone: 'string', Website: 'string', ProductionDate: 'string', OEMText: 'string' },
+  identity: { DeviceName: S, Manufacturer: S, ManufacturerPhone: S, Website: S, ProductionDate: S, OEMText: S },
 }
 
 /** Config sections (`device config get/set SECTION`); `json` (any writable key) is handled by the CLI itself. */
 export const configSections: readonly string[] = Object.keys(WORK_SETTINGS)
+
+/** Every writable parameter, read from UploadWorkSetting; one DownloadWorkSetting carries keys of every section (`json`). */
+export const settingsSchema: SettingsSchema = { sections: WORK_SETTINGS, writeAllAs: 'json' }

@@ -4,6 +4,8 @@
  */
 import { DeviceError, UsageError } from '../../types/errors.js'
 import type { AccessRecord, Person, PersonInfo, PersonRules, Role } from '../../types/driver.js'
+import type { SettingSpec, SettingsSchema, SettingsSection } from '../../types/settings.js'
+import { parseSettingValue } from '../../util/setting-values.js'
 
 /** UserObject, document 8.2.1. */
 export interface UserObject {
@@ -336,20 +338,14 @@ export function documentedUserFields(u: Record<string, unknown>): UserObject {
   return out as unknown as UserObject
 }
 
-/** A configuration field as the object tables of 8.1.2, 8.1.4 and 8.1.5 give it. */
-export interface FieldSpec {
-  type: 'integer' | 'double' | 'string'
-  min?: number
-  max?: number
-}
+const SWITCH: SettingSpec = { type: 'integer', min: 0, max: 1 }
+const INT: SettingSpec = { type: 'integer' }
+const STRING: SettingSpec = { type: 'string' }
 
-const SWITCH: FieldSpec = { type: 'integer', min: 0, max: 1 }
-const INT: FieldSpec = { type: 'integer' }
-const STRING: FieldSpec = { type: 'string' }
-
-/** The settable objects: NetworkObject (8.1.2), SmartFaceObject (8.1.4), PerParaObject (8.1.5). */
-export const CONFIG_FIELDS: Readonly<Record<'network' | 'smartface' | 'perpara', Readonly<Record<string, FieldSpec>>>> = {
-  network: { dhcpEnable: SWITCH, ipAddress: STRING, subMask: STRING, DNS1: STRING, DNS2: STRING, defRout: STRING },
+/** The settable objects: NetworkObject (8.1.2), SmartFaceObject (8.1.4), PerParaObject (8.1.5), types and ranges as their tables give them. */
+export const CONFIG_FIELDS: Readonly<Record<'network' | 'smartface' | 'perpara', SettingsSection>> = {
+  // ipAddress is the door's own address: never given to several doors by one `*` or tag row
+  network: { dhcpEnable: SWITCH, ipAddress: { type: 'string', perDevice: true }, subMask: STRING, DNS1: STRING, DNS2: STRING, defRout: STRING },
   smartface: {
     faceEnable: SWITCH,
     faceCmpEnable: SWITCH,
@@ -360,7 +356,7 @@ export const CONFIG_FIELDS: Readonly<Record<'network' | 'smartface' | 'perpara',
     imgType: { type: 'integer', min: 0, max: 2 },
     maskDetecEnable: SWITCH,
     tempDetecEnable: SWITCH,
-    tempWarnThre: { type: 'double', min: 37.0, max: 37.5 },
+    tempWarnThre: { type: 'number', min: 37.0, max: 37.5 },
     ftpPutImgEnable: SWITCH,
     faceFrame: SWITCH,
   },
@@ -379,8 +375,11 @@ export const CONFIG_FIELDS: Readonly<Record<'network' | 'smartface' | 'perpara',
 
 export type ConfigSection = keyof typeof CONFIG_FIELDS
 
-function specFromValue(v: unknown): FieldSpec {
-  if (typeof v === 'number') return Number.isInteger(v) ? INT : { type: 'double' }
+/** Every setting a direct-mode device reports through its getters (8.1.12, 8.1.14, 8.1.16), one write per *cfg object. */
+export const settingsSchema: SettingsSchema = { sections: CONFIG_FIELDS }
+
+function specFromValue(v: unknown): SettingSpec {
+  if (typeof v === 'number') return Number.isInteger(v) ? INT : { type: 'number' }
   return STRING
 }
 
@@ -394,30 +393,18 @@ export function mergeConfig(
   current: Record<string, unknown>,
   values: Record<string, unknown>,
 ): Record<string, unknown> {
-  const specs: Record<string, FieldSpec> = { ...CONFIG_FIELDS[section] }
+  const specs: Record<string, SettingSpec> = { ...CONFIG_FIELDS[section] }
   for (const [k, v] of Object.entries(current)) if (!(k in specs)) specs[k] = specFromValue(v)
   const keys = Object.keys(specs)
   const merged: Record<string, unknown> = { ...current }
   for (const [given, raw] of Object.entries(values)) {
-    const key = given in specs ? given : keys.find((k) => k.toLowerCase() === given.toLowerCase())
+    const key = Object.hasOwn(specs, given) ? given : keys.find((k) => k.toLowerCase() === given.toLowerCase())
     if (key === undefined) {
       throw new UsageError(`unknown ${section} setting "${given}"`, `valid keys: ${keys.join(', ')}`)
     }
-    const spec = specs[key]!
-    if (spec.type === 'string') {
-      merged[key] = str(raw)
-      continue
-    }
-    const text = typeof raw === 'number' ? String(raw) : str(raw).trim()
-    const ok = spec.type === 'integer' ? /^[-+]?\d+$/.test(text) : /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text)
-    const n = Number(text)
-    if (!ok || !Number.isFinite(n)) {
-      throw new UsageError(`${section} setting ${key} must be ${spec.type === 'integer' ? 'an integer' : 'a number'}, got "${str(raw)}"`)
-    }
-    if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
-      throw new UsageError(`${section} setting ${key} must be between ${spec.min} and ${spec.max}, got ${text}`)
-    }
-    merged[key] = n
+    const parsed = parseSettingValue(specs[key]!, raw)
+    if ('error' in parsed) throw new UsageError(`${section} setting ${key} ${parsed.error}`)
+    merged[key] = parsed.value
   }
   return merged
 }

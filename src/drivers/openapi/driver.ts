@@ -240,6 +240,15 @@ export class OpenapiDriver implements DeviceDriver {
     return out
   }
 
+  /** DeviceObject (8.1.1): answering at all means reachable and the signature accepted. */
+  async probe(ctx: OperationContext): Promise<{ model?: string; firmware?: string }> {
+    const env = await this.tx.call('POST', '/api/device/information', ctx)
+    const d = env.data && typeof env.data === 'object' ? (env.data as Record<string, unknown>) : {}
+    // AMBIGUITIES openapi #13: DeviceObject spells the model `deviceMoel`
+    const model = d.deviceModel ?? d.deviceMoel
+    return { model: model === undefined ? undefined : String(model), firmware: d.appVer === undefined ? undefined : String(d.appVer) }
+  }
+
   configSections(): string[] {
     return [...SECTIONS]
   }

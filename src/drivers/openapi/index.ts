@@ -18,10 +18,12 @@ import type {
   RecordPull,
 } from '../../types/driver.js'
 import type { DriverEnv } from '../../types/driver-module.js'
+import type { SettingsSchema } from '../../types/settings.js'
+import { settingsSchema } from './codec.js'
 import { OpenapiDriver } from './driver.js'
 import { PLATFORM_KINDS, PLATFORM_RECORD_EXTRAS } from './platform-codec.js'
 
-export { personRules } from './codec.js'
+export { personRules, settingsSchema } from './codec.js'
 export { OpenapiDriver, type OpenapiCursor, type OpenapiDriverOptions } from './driver.js'
 export { OpenapiTransport } from './transport.js'
 export { openapiError, OPENAPI_ERRORS, OpenapiUnsupportedError, isAuthCode } from './errors.js'
@@ -42,6 +44,11 @@ export function recordExtrasFor(device: DeviceEntry): readonly string[] {
 export function modeOf(device: DeviceEntry): 'direct' | 'platform' | 'both' {
   if (device.mode) return device.mode
   return device.host ? 'direct' : device.deviceId ? 'platform' : 'direct'
+}
+
+/** Platform mode (section 9) has no settings to read or write. */
+export function settingsSchemaFor(device: DeviceEntry): SettingsSchema {
+  return modeOf(device) === 'platform' ? { sections: {} } : settingsSchema
 }
 
 const PLATFORM_ONLY = 'openapi platform mode (section 9) only lets the device pull its face library and upload records'

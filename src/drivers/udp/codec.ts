@@ -4,7 +4,7 @@
  * 1–9, with 5 and 7 twice) or its AMBIGUITIES.md (udp) item.
  */
 import type { GatewayRequest, SpoolRecord } from '../../types/gateway.js'
-import { PHONE_DESCRIPTION, PHONE_RE, SETTING_KEYS } from './rules.js'
+import { DEVICE_SETTINGS, PHONE_DESCRIPTION, PHONE_RE, SETTING_KEYS } from './rules.js'
 
 export type Json = Record<string, unknown>
 
@@ -278,7 +278,8 @@ export function settingValues(section: string, values: Json): SettingValues | { 
     if (v === undefined) return { error: `${k}: udp settings are strings` }
     const key = k === 'deviceCode' ? 'doorcodeNew' : k
     if (key === 'doorcodeNew' || key === 'communityId') {
-      if (v === '' || v.includes('/')) return { error: `${k}: must be non-empty and contain no "/"` }
+      const rule = DEVICE_SETTINGS[key === 'doorcodeNew' ? 'deviceCode' : key]!.pattern!
+      if (!rule.re.test(v)) return { error: `${k}: must be ${rule.description}` }
       out[key] = v
     } else if (section === 'json' && !['cmd', 'id'].includes(key)) {
       out.extra[key] = v

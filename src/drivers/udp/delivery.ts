@@ -60,6 +60,11 @@ export class UdpDelivery {
         // the inventory cannot be edited from here: until the CLI updates it, the new identity stays this device
         this.devices.aliases.set(identity(newCommunity, newCode), dev.entry)
       }
+      if (changed && dev.hb) {
+        // the device confirmed its new identity: commands and `info` use it before a heartbeat says so
+        dev.hb = { ...dev.hb, communityId: newCommunity, deviceCode: newCode }
+        this.ctx.setState(dev.name, 'heartbeat', { ...dev.hb, at: dev.heardAt })
+      }
       const set = [s.communityId !== undefined ? `communityId ${newCommunity}` : '', s.doorcodeNew !== undefined ? `deviceCode ${newCode}` : '', ...Object.keys(s.extra)].filter(Boolean)
       const result: CommandResult = { message: `set ${set.join(', ')}` }
       if (changed) result.data = { newCommunity, newCode }

@@ -5,6 +5,7 @@
  */
 import type { CommandKind } from '../../types/gateway.js'
 import type { PersonRules } from '../../types/driver.js'
+import type { SettingsSchema, SettingsSection } from '../../types/settings.js'
 
 /**
  * Phone ("手机号"): the examples are 11 digits (13533335555) and 12 digits (354756412341, section 6).
@@ -45,6 +46,21 @@ export const unsupportedWhy: Partial<Record<CommandKind, string>> = {
 
 /** `device config set device doorcodeNew=… communityId=…` (section 8); `json` passes any key through. */
 export const configSections: readonly string[] = ['device']
+
+/** communityId and deviceCode name the device in every message and in our paths (`community/code`). */
+const IDENTITY_PART = { re: /^[^/\s]+$/, description: 'non-empty text without "/" or spaces' }
+
+/**
+ * Section 8's settings under the names the heartbeat reports them by (section 1), which is what
+ * `config get device` shows: `deviceCode` goes to the device as doorcodeNew. A door's code is its
+ * own, so one `*` or tag row may not give the same code to several doors.
+ */
+export const DEVICE_SETTINGS: SettingsSection = {
+  communityId: { type: 'string', pattern: IDENTITY_PART },
+  deviceCode: { type: 'string', pattern: IDENTITY_PART, perDevice: true },
+}
+
+export const settingsSchema: SettingsSchema = { sections: { device: DEVICE_SETTINGS } }
 
 /** Section 8 keys of the `device` section; `deviceCode` is accepted for doorcodeNew (what `config get device` shows). */
 export const SETTING_KEYS: readonly string[] = ['doorcodeNew', 'communityId']

@@ -6,6 +6,9 @@ import {
 import type { BestState } from './state.js'
 import { openLink, type BestLink } from './transport.js'
 
+/** dev.report (3.5) switches this device reports, and follows when cmd.option.set changes them. */
+const REPORTED_OPTIONS = ['capturePic', 'cameraOn', 'enableBioTest', 'voiceOn', 'keyPadBeepOn', 'volume']
+
 /**
  * The device's link to the server: getBrokerServer, connect (transport.ts), key exchange,
  * register/accredit/login/report, heartbeats, reconnects, and requests matched to their answers.
@@ -232,6 +235,10 @@ export class BestConnection {
       qrCodeSupport: '0',
       capturePic: '2',
       cameraOn: '1',
+      enableBioTest: '1',
+      voiceOn: '1',
+      keyPadBeepOn: '1',
+      volume: '50',
       attPhotoFunOn: '1',
       maxPendingCmdCount: '20',
       scene: '1',
@@ -242,6 +249,8 @@ export class BestConnection {
         'dev.data.upload.user', 'dev.data.upload.verifyLog', 'dev.data.upload.verifyPhoto', 'dev.system.sync.time',
         ...HANDLED_COMMANDS,
       ],
+      // 3.5's switches report what cmd.option.set last set (3.28 sets "设备参数")
+      ...Object.fromEntries(REPORTED_OPTIONS.filter((k) => this.state.deviceOptions[k] !== undefined).map((k) => [k, this.state.deviceOptions[k]])),
     }
   }
 

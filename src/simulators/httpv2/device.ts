@@ -39,6 +39,8 @@ export interface Httpv2Simulator {
   addRecord(partial?: Record<string, unknown>): string
   /** Records the server acknowledged (RecordIDs, first acknowledgement order, no repeats). */
   acknowledgedRecords(): string[]
+  /** The work parameters the device holds now (a copy), as DownloadWorkSetting sets them. */
+  parameters(): Record<string, unknown>
   /** Set what the door reports in keepalives. */
   setDoorState(s: Partial<DoorState>): void
   /** Send a keepalive now (don't wait for the interval); resolves when the whole exchange the answer triggered is done. */
@@ -104,6 +106,10 @@ class Httpv2Device implements Httpv2Simulator {
 
   acknowledgedRecords(): string[] {
     return [...this.state.acked]
+  }
+
+  parameters(): Record<string, unknown> {
+    return structuredClone(this.state.params)
   }
 
   setDoorState(s: Partial<DoorState>): void {

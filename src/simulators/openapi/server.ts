@@ -37,6 +37,8 @@ export interface OpenapiSimulator {
   readonly url: string
   /** Number of HTTP requests received (all paths, including rejected ones). */
   readonly requestCount: number
+  /** Every request to /api/device/… (settings, open, reboot…) with its JSON body, oldest first. */
+  readonly deviceRequests: ReadonlyArray<{ method: string; path: string; body?: unknown }>
   /** Successful reboot requests. */
   readonly rebootCount: number
   /** Door openings received, oldest first (time = device ms). */
@@ -74,6 +76,7 @@ export async function startOpenapiSimulator(opts: OpenapiSimulatorOptions = {}):
   })
 
   let requestCount = 0
+  const deviceRequests: { method: string; path: string; body?: unknown }[] = []
   let downUntil = 0
   let closed = false
   const timers = new Set<NodeJS.Timeout>()
@@ -127,7 +130,17 @@ export async function startOpenapiSimulator(opts: OpenapiSimulatorOptions = {}):
         log(`openapi simulator: ${(e as Error).stack ?? String(e)}`)
         r = answer(50002, 'internal error', {}, 500)
       }
-      log(`${req.method} ${(req.url ?? '').split('?')[0]} -> ${r.status} ${String(r.json.code)}`)
+      const path = (req.url ?? '').split('?')[0] ?? ''
+      log(`${req.method} ${path} -> ${r.status} ${String(r.json.code)}`)
+      if (path.startsWith('/api/device/')) {
+        let body: unknown
+        try {
+          body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined
+        } catch {
+          body = undefined
+        }
+        deviceRequests.push({ method: req.method ?? 'GET', path, body })
+      }
       const finish = (): void => {
         if (isDown()) {
           req.socket.destroy()
@@ -252,6 +265,7 @@ export async function startOpenapiSimulator(opts: OpenapiSimulatorOptions = {}):
     get requestCount() {
       return requestCount
     },
+    deviceRequests,
     get rebootCount() {
       return device.rebootCount
     },
