@@ -4,6 +4,7 @@ import { DoorctlCommand } from '../src/cli/base-command.js'
 import { listenerFlags } from '../src/cli/flags.js'
 import { UsageError } from '../src/core/errors.js'
 import { startGateway } from '../src/gateway/client.js'
+import { prepareOutputFile } from '../src/util/user-paths.js'
 import type { Logger } from '../src/drivers/types.js'
 
 export default class Serve extends DoorctlCommand {
@@ -47,7 +48,7 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
 }
 
 function fileLogger(path: string, verbose: boolean): Logger {
-  const out = createWriteStream(path, { flags: 'a', mode: 0o600 })
+  const out = createWriteStream(prepareOutputFile(path, '--log-file', { append: true }), { flags: 'a', mode: 0o600 })
   const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
     out.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n')
   return {

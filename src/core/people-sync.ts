@@ -1,9 +1,7 @@
-import { createWriteStream, mkdirSync, openSync, renameSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { UsageError } from './errors.js'
+import { createWriteStream, renameSync } from 'node:fs'
 import { once } from 'node:events'
 import { stringify } from 'csv-stringify'
-import { tempPathFor } from './atomic-file.js'
+import { openOutputTemp } from '../util/user-paths.js'
 import { errorResult, runOnTargets, type RunOptions, type TargetResult } from './run.js'
 import type { DeviceDriver, DeviceEntry, OperationContext, Person, PersonOutcome } from '../drivers/types.js'
 
@@ -17,14 +15,8 @@ export class PeopleReport {
 
   /** Opens the report before anything is sent: a report that cannot be written is a usage error (exit 2). */
   constructor(private readonly path: string) {
-    this.temp = tempPathFor(path)
-    let fd: number
-    try {
-      mkdirSync(dirname(path), { recursive: true })
-      fd = openSync(this.temp, 'w', 0o644)
-    } catch (err) {
-      throw new UsageError(`cannot write the report ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'pass --report with a path in a writable folder')
-    }
+    const { temp, fd } = openOutputTemp(path, '--report')
+    this.temp = temp
     const out = createWriteStream(this.temp, { fd })
     this.csv.pipe(out)
     this.done = once(out, 'close')

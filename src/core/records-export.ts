@@ -1,12 +1,13 @@
-import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
+import { createWriteStream, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { open, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
-import { basename, dirname, join, resolve } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import type { Writable } from 'node:stream'
 import { CursorStore, type CursorEntry } from './cursors.js'
-import { fsyncDir, tempPathFor } from './atomic-file.js'
+import { fsyncDir } from './atomic-file.js'
 import { RecordWriter, recordRow, BASE_RECORD_COLUMNS, type RecordFormat } from './record-writer.js'
 import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
+import { openOutputTemp, prepareOutputDir } from '../util/user-paths.js'
 import { loadDriver } from '../drivers/registry.js'
 import type { DeviceEntry, DriverEnv, PullQuery } from '../drivers/types.js'
 
@@ -43,24 +44,19 @@ export interface ExportResult {
  * place (see CursorStore), so consecutive runs export each record exactly once, kills included.
  */
 export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
+  // an output that cannot be written is refused before any device is asked for anything
+  if (o.photosDir) prepareOutputDir(o.photosDir, '--photos')
+  const out = o.output !== '-' ? openOutputTemp(o.output, '--output') : undefined
   const cursors = new CursorStore(o.home)
   const recovered = cursors.recover()
   if (recovered !== 'none') o.env.log.info(`previous interrupted pull ${recovered === 'committed' ? 'was completed' : 'was rolled back'}`)
   const previous = cursors.read()
 
-  const toFile = o.output !== '-'
-  const outputPath = toFile ? resolve(o.output) : '-'
-  let temp: string | undefined
-  let sink: Writable
-  if (toFile) {
-    mkdirSync(dirname(outputPath), { recursive: true })
-    removeStaleTemps(outputPath)
-    temp = tempPathFor(outputPath)
-    sink = createWriteStream(temp, { mode: 0o644 })
-  } else {
-    sink = o.stdout
-  }
-  if (o.photosDir) mkdirSync(o.photosDir, { recursive: true })
+  const toFile = out !== undefined
+  const outputPath = out?.target ?? '-'
+  const temp = out?.temp
+  if (out) removeStaleTemps(out.target)
+  const sink: Writable = out ? createWriteStream(out.temp, { fd: out.fd }) : o.stdout
 
   const extras = await extraColumns(o.devices)
   const writer = new RecordWriter(sink, o.format, [...BASE_RECORD_COLUMNS, ...extras, 'photo'])
