@@ -33,8 +33,8 @@ export default class FaceEnroll extends DoorctlCommand {
     const faces = this.faces(flags, maxBytes)
     const report = flags.report ? new PeopleReport(flags.report) : undefined
     try {
-      const results = await this.spin(`enrolling ${faces.length} face(s)`, () =>
-        syncPeople(devices, faces, this.runOptions(flags), report, (d, ctx) => enrollEach(faces, (f) => d.enrollFace(f.id, f.source, ctx)), 'enrolled'),
+      const results = await this.withProgress({ label: 'enrolling', unit: 'faces', devices: devices.length }, (progress) =>
+        syncPeople(devices, faces, { ...this.runOptions(flags), progress }, report, (d, ctx) => enrollEach(faces, (f) => d.enrollFace(f.id, f.source, ctx)), 'enrolled'),
       )
       return this.finish(results, { faces: faces.length })
     } finally {

@@ -29,7 +29,9 @@ export default class PeopleDelete extends DoorctlCommand {
     const people = ids === 'all' ? [] : ids.map((id) => ({ id }))
     const report = flags.report ? new PeopleReport(flags.report) : undefined
     try {
-      const results = await this.spin('deleting', () => syncPeople(devices, people, this.runOptions(flags), report, (d, ctx) => d.deletePeople(ids, ctx), 'deleted'))
+      const results = await this.withProgress({ label: 'deleting', unit: 'people', devices: devices.length }, (progress) =>
+        syncPeople(devices, people, { ...this.runOptions(flags), progress }, report, (d, ctx) => d.deletePeople(ids, ctx), 'deleted'),
+      )
       return this.finish(results)
     } finally {
       await report?.close()

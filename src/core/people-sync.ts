@@ -54,6 +54,7 @@ export async function syncPeople(
   verb: string,
 ): Promise<TargetResult[]> {
   return runOnTargets(devices, { ...opts, perRequest: true }, async (driver, ctx, device) => {
+    opts.progress?.begin(device.name, people.length > 0 ? people.length : undefined)
     const summary: SyncSummary = { outcomes: 0, byStatus: {}, byAction: {}, problems: [] }
     const answered = new Set<string>()
     const note = (o: PersonOutcome) => {
@@ -66,7 +67,10 @@ export async function syncPeople(
     }
     let failure: unknown
     try {
-      for await (const o of op(driver, ctx)) note(o)
+      for await (const o of op(driver, ctx)) {
+        note(o)
+        opts.progress?.advance(device.name)
+      }
     } catch (err) {
       failure = err
     }

@@ -10,6 +10,7 @@ import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
 import { openOutputTemp, prepareOutputDir } from '../util/user-paths.js'
 import { loadDriver } from '../drivers/registry.js'
 import type { DeviceEntry, DriverEnv, PullQuery } from '../drivers/types.js'
+import type { ProgressListener } from '../types/progress.js'
 
 export interface ExportOptions {
   home: string
@@ -30,6 +31,8 @@ export interface ExportOptions {
   signal: AbortSignal
   /** For --json with records on stdout: the JSON document opens with this instead of '['. */
   jsonPrefix?: string
+  /** Told of every device's start and end and of each record exported. */
+  progress?: ProgressListener
 }
 
 export interface ExportResult {
@@ -70,6 +73,7 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
     const query: PullQuery = { since: o.since, until: o.until }
     if (o.sinceLast && previous[device.name]?.protocol === device.protocol) query.after = previous[device.name].cursor
     let count = 0
+    o.progress?.begin(device.name)
     const pull = driver.pullRecords(query, ctx)
     const remember = () => {
       if (!o.sinceLast || count === 0) return
@@ -93,12 +97,15 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
         }
         await writer.write(recordRow(device.name, r, photo))
         count++
+        o.progress?.advance(device.name)
       }
       remember()
+      o.progress?.end(device.name, true)
       return { ...base, ok: true, status: 'ok' as const, message: `${count} record${count === 1 ? '' : 's'}`, count }
     } catch (err) {
       // what was written is kept and its cursor committed: the next --since last run continues after it
       remember()
+      o.progress?.end(device.name, false)
       const r = errorResult(err)
       return { ...base, ...r, message: count > 0 ? `${r.message} (after ${count} records, which were exported)` : r.message, count }
     } finally {

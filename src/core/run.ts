@@ -1,6 +1,7 @@
 import { DoorctlError, TimeoutError, statusOf, type ResultStatus } from './errors.js'
 import { loadDriver } from '../drivers/registry.js'
 import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
+import type { ProgressListener } from '../types/progress.js'
 
 /** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that). */
 export const SUCCESS: ReadonlySet<ResultStatus> = new Set(['ok', 'queued', 'skipped'])
@@ -26,6 +27,8 @@ export interface RunOptions {
   perRequest?: boolean
   /** false = --no-wait */
   wait?: boolean
+  /** Told when each device starts and ends (and, by the operation, of items done). */
+  progress?: ProgressListener
 }
 
 /** What an operation returns for one device: a message and any extra result fields. */
@@ -82,16 +85,20 @@ export async function runOnTargets(
     const base = { device: device.name, protocol: device.protocol }
     const ctx = contextFor(device, opts, opts.env.log, !opts.perRequest)
     let driver: DeviceDriver | undefined
+    let ok = false
+    opts.progress?.begin(device.name)
     try {
       driver = (await loadDriver(device.protocol)).createDriver(device, opts.env)
       const outcome = await raceAbort(op(driver, ctx, device), ctx.signal)
       const status = outcome.status ?? 'ok'
-      return { ...base, ok: SUCCESS.has(status), status, message: outcome.message ?? 'done', ...outcome.fields }
+      ok = SUCCESS.has(status)
+      return { ...base, ok, status, message: outcome.message ?? 'done', ...outcome.fields }
     } catch (err) {
       return { ...base, ...errorResult(err) }
     } finally {
       ctx.dispose()
       await driver?.close().catch(() => {})
+      opts.progress?.end(device.name, ok)
     }
   })
 }
