@@ -2,10 +2,10 @@ import { Flags } from '@oclif/core'
 import { createWriteStream } from 'node:fs'
 import { DoorctlCommand } from '../src/cli/base-command.js'
 import { listenerFlags } from '../src/cli/flags.js'
-import { UsageError } from '../src/core/errors.js'
-import { startGateway } from '../src/gateway/client.js'
+import { UsageError } from '../src/types/errors.js'
+import { startGateway } from '../src/ops/gateway-client.js'
 import { prepareOutputFile } from '../src/util/user-paths.js'
-import type { Logger } from '../src/drivers/types.js'
+import type { Logger } from '../src/types/driver.js'
 
 export default class Serve extends DoorctlCommand {
   static override description = `Run the gateway that push-style devices (httpv2, udp, wsjson, best, openapi platform mode) call.

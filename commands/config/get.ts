@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { renderTable } from '../../src/cli/render.js'
-import { SETTING_KEYS, Settings } from '../../src/core/settings.js'
+import { SETTING_KEYS, Settings } from '../../src/store/settings.js'
 
 export default class ConfigGet extends DoorctlCommand {
   static override description = "Show doorctl's defaults (one KEY, or all)"

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
-import { Settings } from '../../src/core/settings.js'
+import { Settings } from '../../src/store/settings.js'
 
 export default class ConfigUnset extends DoorctlCommand {
   static override description = 'Go back to the built-in default for a setting'

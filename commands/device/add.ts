@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { readSecretFromStdin } from '../../src/cli/secrets.js'
-import { UsageError, InputError } from '../../src/core/errors.js'
-import { buildDeviceEntry, maskSecrets } from '../../src/core/inventory.js'
-import { PROTOCOLS } from '../../src/drivers/types.js'
+import { UsageError, InputError } from '../../src/types/errors.js'
+import { buildDeviceEntry, maskSecrets } from '../../src/store/inventory.js'
+import { PROTOCOLS } from '../../src/types/driver.js'
 
 export default class DeviceAdd extends DoorctlCommand {
   static override description = 'Add a device to the inventory (or replace one of the same name)'

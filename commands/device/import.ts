@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
-import { readDevicesCsv } from '../../src/core/devices-csv.js'
+import { readDevicesCsv } from '../../src/ops/devices-csv.js'
 
 export default class DeviceImport extends DoorctlCommand {
   static override description = 'Add or update many devices from a CSV file (every row is checked before any is saved)'

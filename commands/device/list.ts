@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { renderTable } from '../../src/cli/render.js'
-import { identityOf } from '../../src/core/inventory.js'
+import { identityOf } from '../../src/store/inventory.js'
 
 export default class DeviceList extends DoorctlCommand {
   static override description = 'List the devices in the inventory, with presence for push-style devices'

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { OPEN_MODES } from '../../src/drivers/types.js'
+import { OPEN_MODES } from '../../src/types/driver.js'
 
 export default class DeviceOpen extends DoorctlCommand {
   static override description = 'Open doors remotely'

@@ -1,6 +1,6 @@
 import { DoorctlCommand } from '../../src/cli/base-command.js'
-import { UsageError } from '../../src/core/errors.js'
-import { assertKnown } from '../../src/core/inventory.js'
+import { UsageError } from '../../src/types/errors.js'
+import { assertKnown } from '../../src/store/inventory.js'
 
 export default class DeviceRemove extends DoorctlCommand {
   static override description = 'Remove devices from the inventory (the devices themselves are not touched)'

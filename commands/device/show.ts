@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { renderTable } from '../../src/cli/render.js'
-import { assertKnown, maskSecrets } from '../../src/core/inventory.js'
+import { assertKnown, maskSecrets } from '../../src/store/inventory.js'
 
 export default class DeviceShow extends DoorctlCommand {
   static override description = 'Show one device as stored (passwords and keys masked)'

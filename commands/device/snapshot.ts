@@ -3,7 +3,7 @@ import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { writeFileAtomic } from '../../src/core/atomic-file.js'
+import { writeFileAtomic } from '../../src/util/atomic-file.js'
 import { prepareOutputDir, prepareOutputFile } from '../../src/util/user-paths.js'
 
 export default class DeviceSnapshot extends DoorctlCommand {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { isoWithOffset, parseTime } from '../../src/core/time.js'
+import { isoWithOffset, parseTime } from '../../src/util/time.js'
 
 export default class DeviceSyncTime extends DoorctlCommand {
   static override description = "Set devices' clocks to this machine's time (or --time)"

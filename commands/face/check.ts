@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core'
 import { resolve } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { InputError } from '../../src/core/errors.js'
+import { InputError } from '../../src/types/errors.js'
 import { checkJpeg } from '../../src/util/user-paths.js'
 
 export default class FaceCheck extends DoorctlCommand {

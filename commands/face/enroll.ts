@@ -2,11 +2,11 @@ import { Flags } from '@oclif/core'
 import { basename, extname, join, resolve } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { InputError, UsageError, type InputProblem } from '../../src/core/errors.js'
+import { InputError, UsageError, type InputProblem } from '../../src/types/errors.js'
 import { checkJpeg, readInputDir } from '../../src/util/user-paths.js'
-import { PeopleReport, syncPeople } from '../../src/core/people-sync.js'
+import { PeopleReport, syncPeople } from '../../src/ops/people-sync.js'
 import { loadDriver } from '../../src/drivers/registry.js'
-import type { FaceSource, PersonOutcome } from '../../src/drivers/types.js'
+import type { FaceSource, PersonOutcome } from '../../src/types/driver.js'
 
 export default class FaceEnroll extends DoorctlCommand {
   static override description = "Enroll faces for people already on the devices"

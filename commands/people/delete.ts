@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { UsageError } from '../../src/core/errors.js'
-import { PeopleReport, syncPeople } from '../../src/core/people-sync.js'
+import { UsageError } from '../../src/types/errors.js'
+import { PeopleReport, syncPeople } from '../../src/ops/people-sync.js'
 import { readIdList } from '../../src/util/id-list.js'
 
 export default class PeopleDelete extends DoorctlCommand {

@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { readPeopleCsv } from '../../src/core/people-csv.js'
-import { PeopleReport, syncPeople } from '../../src/core/people-sync.js'
+import { readPeopleCsv } from '../../src/ops/people-csv.js'
+import { PeopleReport, syncPeople } from '../../src/ops/people-sync.js'
 import { loadDriver } from '../../src/drivers/registry.js'
 
 export default class PeopleImport extends DoorctlCommand {

@@ -3,8 +3,8 @@ import { stringify } from 'csv-stringify/sync'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
 import { renderTable } from '../../src/cli/render.js'
-import { isoWithOffset } from '../../src/core/time.js'
-import type { PersonInfo } from '../../src/drivers/types.js'
+import { isoWithOffset } from '../../src/util/time.js'
+import type { PersonInfo } from '../../src/types/driver.js'
 
 const COLUMNS = ['id', 'name', 'card', 'phone', 'department', 'role', 'valid_from', 'valid_to', 'has_photo'] as const
 
@@ -22,7 +22,7 @@ export default class PeopleList extends DoorctlCommand {
     const devices = this.targets(argv as string[], flags)
     const quiet = flags.format !== 'table' || this.jsonEnabled()
     const results = await this.withProgress({ label: 'reading', unit: 'people', devices: devices.length }, async (progress) => {
-      const { runOnTargets } = await import('../../src/core/run.js')
+      const { runOnTargets } = await import('../../src/ops/run.js')
       return runOnTargets(devices, { ...this.runOptions(flags), perRequest: true, progress }, async (d, ctx, device) => {
         const people: ReturnType<typeof row>[] = []
         for await (const p of d.listPeople(ctx)) {

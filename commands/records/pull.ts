@@ -1,10 +1,10 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { UsageError } from '../../src/core/errors.js'
-import { exportRecords } from '../../src/core/records-export.js'
-import { RECORD_FORMATS, type RecordFormat } from '../../src/core/record-writer.js'
-import { parseTime } from '../../src/core/time.js'
+import { UsageError } from '../../src/types/errors.js'
+import { exportRecords } from '../../src/ops/records-export.js'
+import { RECORD_FORMATS, type RecordFormat } from '../../src/ops/record-writer.js'
+import { parseTime } from '../../src/util/time.js'
 import type { ProgressListener } from '../../src/types/progress.js'
 
 export default class RecordsPull extends DoorctlCommand {

@@ -1,7 +1,7 @@
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { recordRow } from '../../src/core/record-writer.js'
-import { errorResult, mapPool } from '../../src/core/run.js'
+import { recordRow } from '../../src/ops/record-writer.js'
+import { errorResult, mapPool } from '../../src/ops/run.js'
 import { loadDriver } from '../../src/drivers/registry.js'
 
 export default class RecordsWatch extends DoorctlCommand {

@@ -1,15 +1,16 @@
 import { Command, Interfaces } from '@oclif/core'
-import { DoorctlError, InputError, UsageError } from '../core/errors.js'
-import { resolveHome } from '../core/home.js'
-import { Inventory } from '../core/inventory.js'
-import { resolveTargets } from '../core/targets.js'
-import { Settings, type SettingKey } from '../core/settings.js'
-import { parseDuration } from '../core/time.js'
-import { runOnTargets, type Outcome, type RunOptions, type TargetResult } from '../core/run.js'
-import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
+import { DoorctlError, InputError, UsageError } from '../types/errors.js'
+import { resolveHome } from '../store/home.js'
+import { Inventory } from '../store/inventory.js'
+import { resolveTargets } from '../ops/targets.js'
+import { Settings, type SettingKey } from '../store/settings.js'
+import { parseDuration } from '../util/time.js'
+import { runOnTargets, type Outcome, type RunOptions, type TargetResult } from '../ops/run.js'
+import type { DeviceDriver, DeviceEntry, Logger, OperationContext } from '../types/driver.js'
+import type { DriverEnv } from '../types/driver-module.js'
 import { stderrLogger } from './logger.js'
 import { renderResults } from './render.js'
-import type { GatewayHandle } from '../gateway/client.js'
+import type { GatewayHandle } from '../types/gateway.js'
 import type { ProgressListener } from '../types/progress.js'
 import type { ProgressOptions } from './progress.js'
 
@@ -79,7 +80,7 @@ export abstract class DoorctlCommand extends Command {
       home: this.home,
       log: this.log_,
       gateway: () =>
-        (this.gatewayHandle ??= import('../gateway/client.js').then((m) =>
+        (this.gatewayHandle ??= import('../ops/gateway-client.js').then((m) =>
           m.openGateway(this.home, this.listenerSettings(flags), this.log_),
         )),
     }

@@ -1,4 +1,4 @@
-import type { Logger } from '../drivers/types.js'
+import type { Logger } from '../types/driver.js'
 
 /** Log lines go to stderr, never stdout (stdout is the command's output, e.g. one JSON document). */
 export function stderrLogger(opts: { verbose: boolean; debug: boolean }): Logger {

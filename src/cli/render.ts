@@ -1,5 +1,5 @@
 import Table from 'cli-table3'
-import type { TargetResult } from '../core/run.js'
+import type { TargetResult } from '../ops/run.js'
 
 /** A table for a terminal, tab-separated lines (with a header) for pipes. Always to stdout. */
 export function renderTable(headers: string[], rows: (string | number | boolean | undefined | null)[][], tty = !!process.stdout.isTTY): void {

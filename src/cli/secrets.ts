@@ -1,4 +1,4 @@
-import { UsageError } from '../core/errors.js'
+import { UsageError } from '../types/errors.js'
 
 /** Reads a secret piped on stdin (`--password-stdin`); refuses a terminal so nothing is echoed. */
 export async function readSecretFromStdin(flag: string): Promise<string> {

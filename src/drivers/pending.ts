@@ -1,5 +1,6 @@
-import { UnsupportedError } from '../core/errors.js'
-import type { DeviceDriver, DriverModule, Protocol } from './types.js'
+import { UnsupportedError } from '../types/errors.js'
+import type { DeviceDriver, Protocol } from '../types/driver.js'
+import type { DriverModule } from '../types/driver-module.js'
 
 /**
  * Push-style protocols whose gateway driver is not in this release yet. Devices of these

@@ -1,4 +1,5 @@
-import type { DriverModule, Protocol } from './types.js'
+import type { Protocol } from '../types/driver.js'
+import type { DriverModule } from '../types/driver-module.js'
 
 // Drivers are imported lazily: a command touching only openapi devices never loads ws/mqtt code.
 // A protocol whose driver is not part of this build is served by the "pending" driver, which

@@ -2,10 +2,10 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { Inventory } from '../core/inventory.js'
-import type { Logger } from '../drivers/types.js'
+import { Inventory } from '../store/inventory.js'
+import type { Logger } from '../types/driver.js'
 import type { Gateway } from './gateway.js'
-import type { CommandKind, QueuedCommand } from './types.js'
+import type { CommandKind, QueuedCommand } from '../types/gateway.js'
 
 /**
  * The local control channel: newline-delimited JSON over a Unix socket inside DOORCTL_HOME

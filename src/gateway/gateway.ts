@@ -1,38 +1,31 @@
 import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Inventory } from '../core/inventory.js'
-import { UsageError } from '../core/errors.js'
+import { Inventory } from '../store/inventory.js'
+import { UsageError } from '../types/errors.js'
 import { readIdList } from '../util/id-list.js'
-import type { DeviceEntry, Logger, Protocol } from '../drivers/types.js'
+import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { createGatewayHttpServer, Router } from './http.js'
-import { GatewayStore, type DiscoveredRow, type PresenceRow } from './store.js'
+import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
 import {
   DEFAULT_SETTINGS,
   FINAL_STATES,
   type CommandKind,
   type CommandResult,
+  type DevicePresence,
+  type DiscoveredRow,
   type GatewayContext,
   type GatewaySettings,
   type ProtocolHandler,
   type QueuedCommand,
   type SpoolRecord,
-} from './types.js'
+} from '../types/gateway.js'
 
 export interface GatewayOptions {
   home: string
   log: Logger
   settings?: Partial<GatewaySettings>
   handlers: ProtocolHandler[]
-}
-
-export interface DevicePresence {
-  device: string
-  protocol: string
-  online: boolean
-  lastSeen: string | null
-  address: string
-  info: Record<string, unknown>
 }
 
 /** Identity of a device within its protocol, as the protocol's messages carry it. */

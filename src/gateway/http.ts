@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import busboy from 'busboy'
-import { parseLenientJson } from './json.js'
-import type { Logger } from '../drivers/types.js'
-import type { GatewayRequest, GatewayResponse, Route } from './types.js'
+import { parseLenientJson } from '../util/lenient-json.js'
+import type { Logger } from '../types/driver.js'
+import type { GatewayRequest, GatewayResponse, Route } from '../types/gateway.js'
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {

@@ -1,4 +1,4 @@
-import type { Person, Role } from '../drivers/types.js'
+import type { Person, Role } from '../types/driver.js'
 
 /** A person as a queued command carries it: a Person with its dates as epoch ms (JSON in the queue). */
 export type PersonPayload = Omit<Person, 'validFrom' | 'validTo'> & { validFrom?: number; validTo?: number }

@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ControlClient } from './control.js'
-import type { DevicePresence } from './gateway.js'
-import { GatewayStore, type DiscoveredRow } from './store.js'
-import { DEFAULT_SETTINGS } from './types.js'
+import { GatewayStore } from '../store/gateway-store.js'
+import { DEFAULT_SETTINGS, type DevicePresence, type DiscoveredRow } from '../types/gateway.js'
 
 /** Presence and discovered devices as the running gateway knows them, else as last saved. */
 export async function readPresence(home: string): Promise<{ running: boolean; presence: DevicePresence[]; discovered: DiscoveredRow[] }> {

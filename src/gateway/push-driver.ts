@@ -1,11 +1,12 @@
-import { DeviceError, TimeoutError, UnsupportedError } from '../core/errors.js'
+import { DeviceError, TimeoutError, UnsupportedError } from '../types/errors.js'
 import type {
-  AccessRecord, DeviceDriver, DeviceEntry, DriverEnv, FaceSource, OpenMode, OperationContext, OpResult, Person,
+  AccessRecord, DeviceDriver, DeviceEntry, FaceSource, OpenMode, OperationContext, OpResult, Person,
   PersonInfo, PersonOutcome, PullQuery, RecordPull, Protocol,
-} from '../drivers/types.js'
+} from '../types/driver.js'
+import type { DriverEnv } from '../types/driver-module.js'
 import { toPersonPayload } from './payloads.js'
-import { GatewayStore } from './store.js'
-import type { CommandKind, QueuedCommand } from './types.js'
+import { GatewayStore } from '../store/gateway-store.js'
+import type { CommandKind, QueuedCommand } from '../types/gateway.js'
 
 export interface PushCapabilities {
   protocol: Protocol

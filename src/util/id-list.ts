@@ -1,5 +1,5 @@
 import { parse } from 'csv-parse/sync'
-import { InputError, type InputProblem } from '../core/errors.js'
+import { InputError, type InputProblem } from '../types/errors.js'
 import { readTextInput } from './user-paths.js'
 
 /**

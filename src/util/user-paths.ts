@@ -7,8 +7,8 @@ import { accessSync, closeSync, constants, createReadStream, mkdirSync, openSync
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { Readable } from 'node:stream'
-import { tempPathFor } from '../core/atomic-file.js'
-import { InputError, UsageError } from '../core/errors.js'
+import { tempPathFor } from './atomic-file.js'
+import { InputError, UsageError } from '../types/errors.js'
 
 const REASONS: Record<string, string> = {
   ENOENT: 'no such file',

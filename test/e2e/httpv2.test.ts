@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { parse } from 'csv-parse/sync'
 import { createHttpv2Simulator, type Httpv2Simulator } from '../../src/simulators/httpv2/index.js'
-import { GatewayStore } from '../../src/gateway/store.js'
+import { GatewayStore } from '../../src/store/gateway-store.js'
 import { FIXTURES, doorctl, freePort, startDoorctl, tempDir, until } from '../helpers.js'
 
 const face = readFileSync(join(FIXTURES, 'face.jpg'))

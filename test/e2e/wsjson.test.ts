@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { parse } from 'csv-parse/sync'
 import WebSocket from 'ws'
 import { createWsjsonSimulator, type WsjsonSimulator } from '../../src/simulators/wsjson/index.js'
-import { GatewayStore } from '../../src/gateway/store.js'
+import { GatewayStore } from '../../src/store/gateway-store.js'
 import { FIXTURES, doorctl, freePort, startDoorctl, tempDir, until } from '../helpers.js'
 
 const face = readFileSync(join(FIXTURES, 'face.jpg'))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DeviceError, UsageError } from '../../src/core/errors.js'
+import { DeviceError, UsageError } from '../../src/types/errors.js'
 import {
   decodeImage,
   documentedUserFields,

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws'
-import { DeviceError, statusOf, TimeoutError, UnsupportedError, UsageError } from '../../src/core/errors.js'
+import { DeviceError, statusOf, TimeoutError, UnsupportedError, UsageError } from '../../src/types/errors.js'
 import { OpenapiDriver, type OpenapiCursor } from '../../src/drivers/openapi/driver.js'
 import { createDriver, personRules } from '../../src/drivers/openapi/index.js'
 import { sign } from '../../src/drivers/openapi/signing.js'
-import type { AccessRecord, Logger, OperationContext, PersonOutcome } from '../../src/drivers/types.js'
+import type { AccessRecord, Logger, OperationContext, PersonOutcome } from '../../src/types/driver.js'
 
 type Json = Record<string, unknown>
 interface Rec {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DeviceError, statusOf, UnsupportedError } from '../../src/core/errors.js'
+import { DeviceError, statusOf, UnsupportedError } from '../../src/types/errors.js'
 import { isAuthCode, OPENAPI_ERRORS, openapiError } from '../../src/drivers/openapi/errors.js'
 
 const ALL_CODES = [

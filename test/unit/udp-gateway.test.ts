@@ -8,11 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { Inventory } from '../../src/core/inventory.js'
+import { Inventory } from '../../src/store/inventory.js'
 import { createHandler, type UdpOptions } from '../../src/drivers/udp/gateway.js'
-import type { DeviceEntry, Logger } from '../../src/drivers/types.js'
+import type { DeviceEntry, Logger } from '../../src/types/driver.js'
 import { Gateway } from '../../src/gateway/gateway.js'
-import type { CommandKind, QueuedCommand } from '../../src/gateway/types.js'
+import type { CommandKind, QueuedCommand } from '../../src/types/gateway.js'
 
 type Json = Record<string, any>
 const FACE_PATH = join(import.meta.dirname, '..', 'fixtures', 'face.jpg')

@@ -1,6 +1,6 @@
 import { DoorctlCommand } from '../../../src/cli/base-command.js'
 import { targetFlags } from '../../../src/cli/flags.js'
-import { UnsupportedError, UsageError } from '../../../src/core/errors.js'
+import { UnsupportedError, UsageError } from '../../../src/types/errors.js'
 
 export default class DeviceConfigGet extends DoorctlCommand {
   static override description = "Read a section of devices' settings (openapi: network, smartface, perpara)"

@@ -1,6 +1,6 @@
 import { DoorctlCommand } from '../../../src/cli/base-command.js'
 import { targetFlags } from '../../../src/cli/flags.js'
-import { UnsupportedError, UsageError } from '../../../src/core/errors.js'
+import { UnsupportedError, UsageError } from '../../../src/types/errors.js'
 
 export default class DeviceConfigSet extends DoorctlCommand {
   static override description = "Change settings in a section of devices' configuration"

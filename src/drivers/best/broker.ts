@@ -9,8 +9,8 @@
  */
 import type { Server, Socket } from 'node:net'
 import type { IPublishPacket, MqttClient } from 'mqtt'
-import type { GatewaySettings } from '../../gateway/types.js'
-import type { Logger } from '../types.js'
+import type { GatewaySettings } from '../../types/gateway.js'
+import type { Logger } from '../../types/driver.js'
 
 export interface BrokerLink {
   readonly client: MqttClient

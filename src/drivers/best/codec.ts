@@ -5,9 +5,9 @@
  * the document's own (they are broken, AMBIGUITIES #2: "3.5 设备上报" etc. are quoted by heading).
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto'
-import { isoWithOffset } from '../../core/time.js'
-import type { SpoolRecord } from '../../gateway/types.js'
-import type { PersonInfo, Role } from '../types.js'
+import { isoWithOffset } from '../../util/time.js'
+import type { SpoolRecord } from '../../types/gateway.js'
+import type { PersonInfo, Role } from '../../types/driver.js'
 
 export type Json = Record<string, unknown>
 
@@ -83,7 +83,7 @@ export interface BestMessage {
 }
 
 /** The dev.data.upload.user example ends an object with a trailing comma: read such JSON too. */
-import { parseLenientJson as parseJsonText } from '../../gateway/json.js'
+import { parseLenientJson as parseJsonText } from '../../util/lenient-json.js'
 export { parseJsonText }
 
 export type Parsed = { msg: BestMessage } | { error: string; mid?: string }

@@ -39,8 +39,8 @@ import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
 import type {
   CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route, SpoolRecord, WebSocketRoute,
-} from '../../gateway/types.js'
-import type { DeviceEntry, PersonOutcome } from '../types.js'
+} from '../../types/gateway.js'
+import type { DeviceEntry, PersonOutcome } from '../../types/driver.js'
 import {
   brokerAnswer, brokerError, brokerSign, checksumOk, claimedSn, CODE, command, credentials, devKeyOf, exchangeAnswer, infoData, isObject, isoTime,
   LOGIN_FUNCS, newMid, offsetText, parseBrokerQuery, parseCmdResponse, parseFilePackage, parseFileStart, parseMessage, personInfoJson,

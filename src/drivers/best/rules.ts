@@ -2,8 +2,8 @@
  * best rules and tables the CLI needs without loading the gateway side: person limits, the record
  * columns we add, the command kinds and the config sections (best.txt).
  */
-import type { CommandKind } from '../../gateway/types.js'
-import type { PersonRules } from '../types.js'
+import type { CommandKind } from '../../types/gateway.js'
+import type { PersonRules } from '../../types/driver.js'
 
 /**
  * The document gives no lengths for pin or names (3.14 types them "字符串" only). A pin is a

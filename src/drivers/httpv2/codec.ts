@@ -3,8 +3,8 @@
  * handled here once, with a comment naming its section or its AMBIGUITIES.md (httpv2) item.
  * Sections are named by their Chinese headings (the document has no numbers).
  */
-import type { GatewayRequest, SpoolRecord } from '../../gateway/types.js'
-import type { OpenMode, PersonInfo, Role } from '../types.js'
+import type { GatewayRequest, SpoolRecord } from '../../types/gateway.js'
+import type { OpenMode, PersonInfo, Role } from '../../types/driver.js'
 import { USER_ID_RE, WORK_SETTINGS, type SettingType } from './rules.js'
 
 export type Json = Record<string, unknown>
@@ -30,7 +30,7 @@ function str(v: unknown): string {
 }
 
 /** JSON.parse that also takes trailing commas (the keepalive example has one: AMBIGUITIES #4). */
-import { parseLenientJson as parseJsonText } from '../../gateway/json.js'
+import { parseLenientJson as parseJsonText } from '../../util/lenient-json.js'
 export { parseJsonText }
 
 function findKey<T>(obj: Record<string, T>, names: readonly string[]): string | undefined {

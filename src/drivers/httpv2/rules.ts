@@ -4,8 +4,8 @@
  * and the work-setting sections (设备工作参数: the DownloadWorkSetting example is the list of
  * "所有可修改参数", every parameter the server may set).
  */
-import type { CommandKind } from '../../gateway/types.js'
-import type { PersonRules } from '../types.js'
+import type { CommandKind } from '../../types/gateway.js'
+import type { PersonRules } from '../../types/driver.js'
 
 /** UserID: "数字 最大值 4294967295 类型 UINT32"; 0 is excluded (records use user 0 for "nobody", RecordType 25), and so are leading zeros (the device would store "007" as 7). */
 export const USER_ID_RE = /^(?:[1-9]\d{0,8}|[1-3]\d{9}|4[01]\d{8}|42[0-8]\d{7}|429[0-3]\d{6}|4294[0-8]\d{5}|42949[0-5]\d{4}|429496[0-6]\d{3}|4294967[01]\d{2}|42949672[0-8]\d|429496729[0-5])$/

@@ -2,8 +2,8 @@
  * openapi codec: pure mappings between doorctl's protocol-neutral shapes and the document's
  * objects (UserObject 8.2.1, SignObject 8.3.1, the answer envelope, the page shape).
  */
-import { DeviceError, UsageError } from '../../core/errors.js'
-import type { AccessRecord, Person, PersonInfo, PersonRules, Role } from '../types.js'
+import { DeviceError, UsageError } from '../../types/errors.js'
+import type { AccessRecord, Person, PersonInfo, PersonRules, Role } from '../../types/driver.js'
 
 /** UserObject, document 8.2.1. */
 export interface UserObject {

@@ -3,7 +3,7 @@
  * client. Layering: transport.ts (signed HTTP) → codec.ts (pure mappings) → this file.
  */
 import { readFile } from 'node:fs/promises'
-import { UnsupportedError, UsageError } from '../../core/errors.js'
+import { UnsupportedError, UsageError } from '../../types/errors.js'
 import type {
   AccessRecord,
   DeviceDriver,
@@ -17,7 +17,7 @@ import type {
   PersonOutcome,
   PullQuery,
   RecordPull,
-} from '../types.js'
+} from '../../types/driver.js'
 import {
   CONFIG_FIELDS,
   documentedUserFields,

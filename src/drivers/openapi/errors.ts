@@ -2,7 +2,7 @@
  * The openapi error table (document section 7), turned into typed doorctl errors with a readable
  * explanation and a suggested fix for each code.
  */
-import { DeviceError, UnsupportedError } from '../../core/errors.js'
+import { DeviceError, UnsupportedError } from '../../types/errors.js'
 
 export interface OpenapiCodeInfo {
   /** The English message the document gives for the code. */

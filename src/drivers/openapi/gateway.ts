@@ -39,8 +39,8 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import type { CommandKind, CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../gateway/types.js'
-import type { DeviceEntry, PersonOutcome } from '../types.js'
+import type { CommandKind, CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../types/gateway.js'
+import type { DeviceEntry, PersonOutcome } from '../../types/driver.js'
 import {
   captureToRecord, faceAnswer, isJpeg, isObject, parseAttributeUpload, parseFaceUpload, parseHeartbeat, parseLastQueryTime, parseResults,
   personProblem, PLATFORM_KINDS, PLATFORM_LIMITS, RET, retAnswer, rosterPersonJson, syrecordAnswer, text, userTypeOf,

@@ -12,11 +12,12 @@
  *   device is not exported: the same events would come out twice under two ids.
  */
 import type { PushCapabilities } from '../../gateway/push-driver.js'
-import type { CommandKind } from '../../gateway/types.js'
+import type { CommandKind } from '../../types/gateway.js'
 import type {
-  AccessRecord, DeviceDriver, DeviceEntry, DriverEnv, FaceSource, OpenMode, OperationContext, OpResult, Person, PersonInfo, PersonOutcome, PullQuery,
+  AccessRecord, DeviceDriver, DeviceEntry, FaceSource, OpenMode, OperationContext, OpResult, Person, PersonInfo, PersonOutcome, PullQuery,
   RecordPull,
-} from '../types.js'
+} from '../../types/driver.js'
+import type { DriverEnv } from '../../types/driver-module.js'
 import { OpenapiDriver } from './driver.js'
 import { PLATFORM_KINDS, PLATFORM_RECORD_EXTRAS } from './platform-codec.js'
 

@@ -4,8 +4,8 @@
  * every 10 s; 33 s with nothing on the link means the link is dead.
  */
 import WebSocket from 'ws'
-import { DeviceError } from '../../core/errors.js'
-import type { AccessRecord, OperationContext } from '../types.js'
+import { DeviceError } from '../../types/errors.js'
+import type { AccessRecord, OperationContext } from '../../types/driver.js'
 import { signToRecord, toNumber, type SignObject } from './codec.js'
 import { isAuthCode, openapiError } from './errors.js'
 import { signedQuery } from './signing.js'

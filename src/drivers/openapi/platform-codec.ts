@@ -14,8 +14,8 @@
  * hex digits of sha256(kind, deviceid, screenTime in seconds, userId, sha256(decoded image)).
  */
 import { createHash } from 'node:crypto'
-import type { CommandKind, SpoolRecord } from '../../gateway/types.js'
-import type { PersonInfo, Role } from '../types.js'
+import type { CommandKind, SpoolRecord } from '../../types/gateway.js'
+import type { PersonInfo, Role } from '../../types/driver.js'
 
 export type Json = Record<string, unknown>
 

@@ -3,8 +3,8 @@
  * timestamp (section 4), the answer envelope checked, and network trouble turned into typed errors.
  */
 import type { Pool } from 'undici'
-import { DeviceError, TimeoutError } from '../../core/errors.js'
-import type { OperationContext } from '../types.js'
+import { DeviceError, TimeoutError } from '../../types/errors.js'
+import type { OperationContext } from '../../types/driver.js'
 import { parseEnvelope, type Envelope } from './codec.js'
 import { openapiError } from './errors.js'
 import { signedQuery } from './signing.js'

@@ -3,7 +3,7 @@
  * document is handled here once, with a comment naming its section (the document numbers them
  * 1–9, with 5 and 7 twice) or its AMBIGUITIES.md (udp) item.
  */
-import type { GatewayRequest, SpoolRecord } from '../../gateway/types.js'
+import type { GatewayRequest, SpoolRecord } from '../../types/gateway.js'
 import { PHONE_DESCRIPTION, PHONE_RE, SETTING_KEYS } from './rules.js'
 
 export type Json = Record<string, unknown>
@@ -463,6 +463,11 @@ export interface FaceItem {
   state: '10' | '20' | '30'
   /** Path the device fetches the photo from ('' for a deletion). */
   imageUrl: string
+}
+
+/** The path of a published URL: imageUrl and upload paths are relative, as the document's examples (AMBIGUITIES #5). */
+export function pathOf(url: string): string {
+  return new URL(url).pathname
 }
 
 /**

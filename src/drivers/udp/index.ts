@@ -4,7 +4,8 @@
  * only by the gateway itself: not imported here, to keep CLI start-up light).
  */
 import { PushDriver } from '../../gateway/push-driver.js'
-import type { DeviceDriver, DeviceEntry, DriverEnv } from '../types.js'
+import type { DeviceDriver, DeviceEntry } from '../../types/driver.js'
+import type { DriverEnv } from '../../types/driver-module.js'
 import { configSections, kinds, unsupportedWhy } from './rules.js'
 
 export { personRules, recordExtras } from './rules.js'

@@ -3,8 +3,8 @@
  * (udp-intercom.txt). The device keys people by phone (AMBIGUITIES udp #7): a person without a
  * phone cannot go to a udp device. Names, cards and ids never reach the device (no such fields).
  */
-import type { CommandKind } from '../../gateway/types.js'
-import type { PersonRules } from '../types.js'
+import type { CommandKind } from '../../types/gateway.js'
+import type { PersonRules } from '../../types/driver.js'
 
 /**
  * Phone ("手机号"): the examples are 11 digits (13533335555) and 12 digits (354756412341, section 6).

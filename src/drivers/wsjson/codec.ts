@@ -9,8 +9,8 @@
  * Server → device: `{"command":"response","content":{"code","data"[,"interval"]}}` for each of
  * the device's messages, and commands `{"commandId","command","content"}` (3.1).
  */
-import type { PersonInfo, Role } from '../types.js'
-import type { SpoolRecord } from '../../gateway/types.js'
+import type { PersonInfo, Role } from '../../types/driver.js'
+import type { SpoolRecord } from '../../types/gateway.js'
 
 export type Json = Record<string, unknown>
 

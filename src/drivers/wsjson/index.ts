@@ -3,9 +3,10 @@
  * holds a WebSocket open to the gateway, so every operation is a command queued for the gateway
  * (gateway.ts, loaded only by the gateway itself: not imported here).
  */
-import { UnsupportedError } from '../../core/errors.js'
+import { UnsupportedError } from '../../types/errors.js'
 import { PushDriver } from '../../gateway/push-driver.js'
-import type { DeviceDriver, DeviceEntry, DriverEnv, FaceSource, OperationContext, PersonOutcome } from '../types.js'
+import type { DeviceDriver, DeviceEntry, FaceSource, OperationContext, PersonOutcome } from '../../types/driver.js'
+import type { DriverEnv } from '../../types/driver-module.js'
 import { kinds, unsupportedWhy } from './rules.js'
 
 export { personRules, recordExtras } from './rules.js'

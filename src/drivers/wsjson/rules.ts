@@ -2,8 +2,8 @@
  * wsjson rules and tables the CLI needs without loading the gateway side: the person limits of
  * ws-json.txt 4.1 (设备控制参数), the record columns we add, and the command kinds.
  */
-import type { CommandKind } from '../../gateway/types.js'
-import type { PersonRules } from '../types.js'
+import type { CommandKind } from '../../types/gateway.js'
+import type { PersonRules } from '../../types/driver.js'
 
 /**
  * 4.1 gives the six user fields (user, userId, pwd, name, role, img) as strings "新增必传" and no

@@ -1,5 +1,6 @@
+export { createBestSimulator, type BestSimulator } from './device.js'
+export { type BestSimulatorOptions, type BestEvents } from './state.js'
 export {
-  createBestSimulator,
   bestSign,
   bestDevKey,
   bestPasswordDigest,
@@ -11,8 +12,5 @@ export {
   BEST_CODES,
   BEST_DEFAULT_PRODUCT_ID,
   BEST_GET_BROKER_PATH,
-  type BestSimulator,
-  type BestSimulatorOptions,
-  type BestEvents,
-} from './device.js'
+} from './protocol.js'
 export { bestTopics, openLink, type BestLink, type BestTransport, type LinkHandlers, type LinkOptions } from './transport.js'

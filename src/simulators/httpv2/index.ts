@@ -1,5 +1,6 @@
+export { createHttpv2Simulator, type Httpv2Simulator } from './device.js'
+export { type Httpv2SimulatorOptions, type Httpv2Events, type DoorState } from './state.js'
 export {
-  createHttpv2Simulator,
   buildMultipart,
   makeJpeg,
   isJpeg,
@@ -13,9 +14,5 @@ export {
   DOWNLOAD_LIMIT,
   DELETE_LIMIT,
   SYSTEM_RECORD_BATCH,
-  type Httpv2Simulator,
-  type Httpv2SimulatorOptions,
-  type Httpv2Events,
-  type DoorState,
   type MultipartPart,
-} from './device.js'
+} from './protocol.js'

@@ -197,21 +197,3 @@ export interface PersonRules {
   /** Lengths counted in UTF-8 bytes rather than characters (httpv2 names, document 13). */
   lengthInBytes?: boolean
 }
-
-/** What a driver module exports; loaded lazily so only protocols in use are imported. */
-export interface DriverModule {
-  personRules: PersonRules
-  /** Protocol-specific record columns (AccessRecord.extras keys), in output order. */
-  recordExtras?: readonly string[]
-  /** The same for one device, where a protocol's modes differ (openapi direct vs platform). */
-  recordExtrasFor?(device: DeviceEntry): readonly string[]
-  createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver
-}
-
-export interface DriverEnv {
-  /** DOORCTL_HOME: where durable state lives. */
-  home: string
-  log: Logger
-  /** The gateway push-style drivers queue commands through (serve, or a temporary listener), shared by all devices of one run. */
-  gateway?: () => Promise<import('../gateway/client.js').GatewayHandle>
-}

@@ -1,27 +1,9 @@
-import type { DeviceEntry, Logger, Protocol } from '../drivers/types.js'
-import { Inventory } from '../core/inventory.js'
-import { ControlClient, ControlServer } from './control.js'
-import { Gateway } from './gateway.js'
-import { loadHandlers } from './protocols.js'
-import type { DevicePresence } from './gateway.js'
-import type { DiscoveredRow } from './store.js'
-import type { CommandKind, GatewaySettings, QueuedCommand } from './types.js'
-
-export interface SubmitOptions {
-  timeoutMs: number
-  /** false: return as soon as it is queued (--no-wait). */
-  wait: boolean
-  signal: AbortSignal
-}
-
-/** How a one-shot command reaches push-style devices: through `serve`, or a temporary listener. */
-export interface GatewayHandle {
-  readonly mode: 'serve' | 'temporary' | 'joined'
-  submit(device: DeviceEntry, kind: CommandKind, payload: Record<string, unknown>, opts: SubmitOptions): Promise<QueuedCommand>
-  presence(): Promise<DevicePresence[]>
-  discovered(): Promise<DiscoveredRow[]>
-  close(): Promise<void>
-}
+import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
+import { Inventory } from '../store/inventory.js'
+import { ControlClient, ControlServer } from '../gateway/control.js'
+import { Gateway } from '../gateway/gateway.js'
+import { loadHandlers } from './gateway-handlers.js'
+import type { DevicePresence, DiscoveredRow, GatewayHandle, GatewaySettings, QueuedCommand } from '../types/gateway.js'
 
 /**
  * Connects to a running gateway (serve, or another command's temporary listener, which then

@@ -1,5 +1,5 @@
-import { PROTOCOLS, type Protocol } from '../drivers/types.js'
-import type { ProtocolHandler } from './types.js'
+import { PROTOCOLS, type Protocol } from '../types/driver.js'
+import type { ProtocolHandler } from '../types/gateway.js'
 
 /**
  * Every protocol's gateway side (`src/drivers/<protocol>/gateway.ts`, exporting `handler` or

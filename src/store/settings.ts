@@ -1,5 +1,5 @@
 import Conf from 'conf'
-import { UsageError } from './errors.js'
+import { UsageError } from '../types/errors.js'
 
 /** doorctl's own defaults (`doorctl config set KEY VALUE`): the listener settings of CLI.md. */
 export const SETTING_KEYS = {

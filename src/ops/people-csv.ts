@@ -1,9 +1,9 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { parse } from 'csv-parse'
-import { InputError, type InputProblem } from './errors.js'
-import { parseTime } from './time.js'
+import { InputError, type InputProblem } from '../types/errors.js'
+import { parseTime } from '../util/time.js'
 import { checkJpeg, fsReason, openTextInput, readInputDir, type TextInput } from '../util/user-paths.js'
-import { ROLES, type Person, type PersonRules, type Role } from '../drivers/types.js'
+import { ROLES, type Person, type PersonRules, type Role } from '../types/driver.js'
 
 export const PEOPLE_COLUMNS = ['id', 'name', 'card', 'password', 'phone', 'department', 'role', 'valid_from', 'valid_to', 'photo', 'room', 'unit'] as const
 type Column = (typeof PEOPLE_COLUMNS)[number]

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3'
 import { mkdirSync, writeFileSync, existsSync, readFileSync, fsyncSync, openSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
-import { fsyncDir } from '../core/atomic-file.js'
-import type { Protocol } from '../drivers/types.js'
-import type { CommandKind, CommandResult, CommandState, QueuedCommand, SpoolRecord } from './types.js'
+import { fsyncDir } from '../util/atomic-file.js'
+import type { Protocol } from '../types/driver.js'
+import type { CommandKind, CommandResult, CommandState, DiscoveredRow, QueuedCommand, SpoolRecord } from '../types/gateway.js'
 
 type Row = Record<string, unknown>
 
@@ -15,14 +15,6 @@ export interface StoredRecord extends Omit<SpoolRecord, 'photo'> {
 export interface PresenceRow {
   device: string
   protocol: string
-  lastSeen: number
-  address: string
-  info: Record<string, unknown>
-}
-
-export interface DiscoveredRow {
-  protocol: string
-  identity: string
   lastSeen: number
   address: string
   info: Record<string, unknown>

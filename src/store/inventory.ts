@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs'
 import Conf from 'conf'
-import { UsageError, type InputProblem } from './errors.js'
-import { PROTOCOLS, type DeviceEntry, type Protocol } from '../drivers/types.js'
+import { UsageError, type InputProblem } from '../types/errors.js'
+import { PROTOCOLS, type DeviceEntry, type Protocol } from '../types/driver.js'
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/

@@ -1,6 +1,6 @@
-import { UsageError } from './errors.js'
-import { assertKnown, type Inventory } from './inventory.js'
-import type { DeviceEntry } from '../drivers/types.js'
+import { UsageError } from '../types/errors.js'
+import { assertKnown, type Inventory } from '../store/inventory.js'
+import type { DeviceEntry } from '../types/driver.js'
 
 export interface TargetSelection {
   names: string[]

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { stringify } from 'csv-stringify'
 import { openOutputTemp } from '../util/user-paths.js'
 import { errorResult, runOnTargets, type RunOptions, type TargetResult } from './run.js'
-import type { DeviceDriver, DeviceEntry, OperationContext, Person, PersonOutcome } from '../drivers/types.js'
+import type { DeviceDriver, DeviceEntry, OperationContext, Person, PersonOutcome } from '../types/driver.js'
 
 export const REPORT_COLUMNS = ['device', 'id', 'name', 'status', 'message'] as const
 

@@ -1,8 +1,8 @@
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import { stringify, type Stringifier } from 'csv-stringify'
-import { isoWithOffset } from './time.js'
-import type { AccessRecord } from '../drivers/types.js'
+import { isoWithOffset } from '../util/time.js'
+import type { AccessRecord } from '../types/driver.js'
 
 export const RECORD_FORMATS = ['csv', 'ndjson', 'json'] as const
 export type RecordFormat = (typeof RECORD_FORMATS)[number]

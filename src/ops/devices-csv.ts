@@ -1,8 +1,8 @@
 import { parse } from 'csv-parse/sync'
-import { InputError, type InputProblem } from './errors.js'
-import { buildDeviceEntry } from './inventory.js'
+import { InputError, type InputProblem } from '../types/errors.js'
+import { buildDeviceEntry } from '../store/inventory.js'
 import { readTextInput } from '../util/user-paths.js'
-import type { DeviceEntry } from '../drivers/types.js'
+import type { DeviceEntry } from '../types/driver.js'
 
 export const DEVICE_COLUMNS = ['name', 'protocol', 'host', 'port', 'password', 'sn', 'community', 'code', 'transport', 'tags', 'ws_port', 'device_id', 'mode', 'product_id', 'device_secret', 'broker_key'] as const
 

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeFileAtomicSync } from './atomic-file.js'
+import { writeFileAtomicSync } from '../util/atomic-file.js'
 
 export interface CursorEntry {
   protocol: string

@@ -3,7 +3,7 @@
  * phone home. Protocol modules plug into it; the CLI reaches it through a command queue.
  */
 import type { IncomingHttpHeaders } from 'node:http'
-import type { AccessRecord, DeviceEntry, Logger, PersonOutcome, Protocol } from '../drivers/types.js'
+import type { AccessRecord, DeviceEntry, Logger, PersonOutcome, Protocol } from './driver.js'
 
 /** What a queued command asks a device to do. Payloads are JSON. */
 export type CommandKind =
@@ -168,4 +168,39 @@ export const DEFAULT_SETTINGS: GatewaySettings = {
   offlineAfterMs: 90_000,
   authorize: 'deny',
   maxBodyBytes: 2 * 1024 * 1024,
+}
+
+export interface SubmitOptions {
+  timeoutMs: number
+  /** false: return as soon as it is queued (--no-wait). */
+  wait: boolean
+  signal: AbortSignal
+}
+
+/** How a one-shot command reaches push-style devices: through `serve`, or a temporary listener. */
+export interface GatewayHandle {
+  readonly mode: 'serve' | 'temporary' | 'joined'
+  submit(device: DeviceEntry, kind: CommandKind, payload: Record<string, unknown>, opts: SubmitOptions): Promise<QueuedCommand>
+  presence(): Promise<DevicePresence[]>
+  discovered(): Promise<DiscoveredRow[]>
+  close(): Promise<void>
+}
+
+/** A device's presence as the gateway knows it (device list). */
+export interface DevicePresence {
+  device: string
+  protocol: string
+  online: boolean
+  lastSeen: string | null
+  address: string
+  info: Record<string, unknown>
+}
+
+/** A device not in the inventory that called the gateway. */
+export interface DiscoveredRow {
+  protocol: string
+  identity: string
+  lastSeen: number
+  address: string
+  info: Record<string, unknown>
 }

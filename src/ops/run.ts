@@ -1,6 +1,7 @@
-import { DoorctlError, TimeoutError, statusOf, type ResultStatus } from './errors.js'
+import { DoorctlError, TimeoutError, statusOf, type ResultStatus } from '../types/errors.js'
 import { loadDriver } from '../drivers/registry.js'
-import type { DeviceDriver, DeviceEntry, DriverEnv, Logger, OperationContext } from '../drivers/types.js'
+import type { DeviceDriver, DeviceEntry, Logger, OperationContext } from '../types/driver.js'
+import type { DriverEnv } from '../types/driver-module.js'
 import type { ProgressListener } from '../types/progress.js'
 
 /** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that). */

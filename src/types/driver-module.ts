@@ -1,0 +1,20 @@
+import type { DeviceDriver, DeviceEntry, Logger, PersonRules } from './driver.js'
+import type { GatewayHandle } from './gateway.js'
+
+/** What a driver module exports; loaded lazily so only protocols in use are imported. */
+export interface DriverModule {
+  personRules: PersonRules
+  /** Protocol-specific record columns (AccessRecord.extras keys), in output order. */
+  recordExtras?: readonly string[]
+  /** The same for one device, where a protocol's modes differ (openapi direct vs platform). */
+  recordExtrasFor?(device: DeviceEntry): readonly string[]
+  createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver
+}
+
+export interface DriverEnv {
+  /** DOORCTL_HOME: where durable state lives. */
+  home: string
+  log: Logger
+  /** The gateway push-style drivers queue commands through (serve, or a temporary listener), shared by all devices of one run. */
+  gateway?: () => Promise<GatewayHandle>
+}
