@@ -5,6 +5,7 @@ import { listenerFlags } from '../src/cli/flags.js'
 import { UsageError } from '../src/types/errors.js'
 import { isoWithOffsetMs } from '../src/util/time.js'
 import { startGateway } from '../src/ops/gateway-client.js'
+import { prepareOutputFile } from '../src/util/user-paths.js'
 import type { Logger } from '../src/types/driver.js'
 
 export default class Serve extends DoorctlCommand {
@@ -49,7 +50,7 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
 }
 
 function fileLogger(path: string, verbose: boolean): Logger {
-  const out = createWriteStream(path, { flags: 'a', mode: 0o600 })
+  const out = createWriteStream(prepareOutputFile(path, '--log-file', { append: true }), { flags: 'a', mode: 0o600 })
   const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
     out.write(JSON.stringify({ time: isoWithOffsetMs(new Date()), level, msg, ...fields }) + '\n')
   return {

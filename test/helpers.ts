@@ -16,13 +16,26 @@ export interface RunResult {
   json<T = any>(): T
 }
 
-/** Runs the built `doorctl` binary as a user would, with its own DOORCTL_HOME. */
-export function doorctl(args: string[], opts: { home: string; input?: string; env?: Record<string, string>; cwd?: string }): Promise<RunResult> {
+/** An unprivileged account to run doorctl as (uid and gid), for tests of permissions. */
+export interface RunAs {
+  uid: number
+  gid: number
+}
+
+/**
+ * Runs the built `doorctl` binary as a user would, with its own DOORCTL_HOME. `as` runs it as
+ * another (unprivileged) user; `command` runs something else than doorctl (bash -c '… <(…)').
+ */
+export function doorctl(
+  args: string[],
+  opts: { home: string; input?: string; env?: Record<string, string>; cwd?: string; as?: RunAs; command?: string },
+): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(opts.command ?? process.execPath, opts.command ? args : [BIN, ...args], {
       cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, DOORCTL_HOME: opts.home, NO_COLOR: '1', ...opts.env },
+      env: { ...process.env, DOORCTL_HOME: opts.home, NO_COLOR: '1', ...(opts.as ? { HOME: opts.home } : {}), ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...(opts.as ?? {}),
     })
     let stdout = ''
     let stderr = ''

@@ -1,10 +1,11 @@
 import { Flags } from '@oclif/core'
-import { mkdirSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
 import { writeFileAtomic } from '../../src/util/atomic-file.js'
 import { isoWithOffsetMs } from '../../src/util/time.js'
+import { prepareOutputDir, prepareOutputFile } from '../../src/util/user-paths.js'
 
 export default class DeviceSnapshot extends DoorctlCommand {
   static override description = "Save a picture from devices' cameras"
@@ -19,7 +20,8 @@ export default class DeviceSnapshot extends DoorctlCommand {
     const { argv, flags } = await this.parse(DeviceSnapshot)
     const devices = this.targets(argv as string[], flags)
     const toDir = devices.length > 1 || !/\.jpe?g$/i.test(flags.output) || isDir(flags.output)
-    if (toDir) mkdirSync(flags.output, { recursive: true })
+    if (toDir) prepareOutputDir(flags.output, '--output')
+    else prepareOutputFile(flags.output, '--output')
     return this.operate(devices, flags, 'taking snapshots', async (d, ctx, device) => {
       const r = await d.snapshot(ctx)
       if (r.queued || !r.photo) return { status: r.queued ? 'queued' : undefined, message: r.message ?? 'no picture came back', fields: r.data }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
 import { InputError } from '../../src/types/errors.js'
-import { checkJpeg } from '../../src/ops/people-csv.js'
+import { checkJpeg } from '../../src/util/user-paths.js'
 
 export default class FaceCheck extends DoorctlCommand {
   static override description = 'Ask devices whether the face in a photo is enrolled (wsjson compareUser)'
@@ -19,7 +19,7 @@ export default class FaceCheck extends DoorctlCommand {
     const devices = this.targets(argv as string[], flags)
     const photo = resolve(flags.photo)
     const problem = checkJpeg(photo, 400 * 1024)
-    if (problem) throw new InputError([{ file: flags.photo, field: '--photo', message: problem }])
+    if (problem) throw new InputError([{ file: flags.photo, flag: '--photo', message: problem }])
     return this.operate(devices, flags, 'checking the face', async (d, ctx) => {
       const r = await d.checkFace(photo, ctx)
       if (r.queued) return { status: 'queued', message: r.message, fields: r.data }

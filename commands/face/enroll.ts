@@ -1,10 +1,9 @@
 import { Flags } from '@oclif/core'
-import { readdirSync } from 'node:fs'
 import { basename, extname, join, resolve } from 'node:path'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
 import { InputError, UsageError, type InputProblem } from '../../src/types/errors.js'
-import { checkJpeg } from '../../src/ops/people-csv.js'
+import { checkJpeg, readInputDir } from '../../src/util/user-paths.js'
 import { PeopleReport, syncPeople } from '../../src/ops/people-sync.js'
 import { loadDriver } from '../../src/drivers/registry.js'
 import type { FaceSource, PersonOutcome } from '../../src/types/driver.js'
@@ -34,8 +33,8 @@ export default class FaceEnroll extends DoorctlCommand {
     const faces = this.faces(flags, maxBytes)
     const report = flags.report ? new PeopleReport(flags.report) : undefined
     try {
-      const results = await this.spin(`enrolling ${faces.length} face(s)`, () =>
-        syncPeople(devices, faces, this.runOptions(flags), report, (d, ctx) => enrollEach(faces, (f) => d.enrollFace(f.id, f.source, ctx)), 'enrolled'),
+      const results = await this.withProgress({ label: 'enrolling', unit: 'faces', devices: devices.length }, (progress) =>
+        syncPeople(devices, faces, { ...this.runOptions(flags), progress }, report, (d, ctx) => enrollEach(faces, (f) => d.enrollFace(f.id, f.source, ctx)), 'enrolled'),
       )
       return this.finish(results, { faces: faces.length })
     } finally {
@@ -46,13 +45,8 @@ export default class FaceEnroll extends DoorctlCommand {
   private faces(flags: { id?: string; photo?: string; capture?: boolean; dir?: string }, maxBytes: number): { id: string; source: FaceSource }[] {
     if (flags.dir) {
       const dir = resolve(flags.dir)
-      let names: string[]
-      try {
-        names = readdirSync(dir).filter((n) => /\.jpe?g$/i.test(n))
-      } catch {
-        throw new UsageError(`cannot read the folder ${flags.dir}`, 'pass --dir with a folder of ID.jpg files')
-      }
-      if (names.length === 0) throw new UsageError(`no .jpg files in ${flags.dir}`, 'name each photo after the person id, e.g. 1001.jpg')
+      const names = readInputDir(flags.dir, '--dir').filter((n) => /\.jpe?g$/i.test(n))
+      if (names.length === 0) throw new InputError([{ file: flags.dir, flag: '--dir', message: 'no .jpg files in the folder (name each photo after the person id, e.g. 1001.jpg)' }])
       const problems: InputProblem[] = []
       const faces = names.sort().map((n) => {
         const path = join(dir, n)
@@ -68,7 +62,7 @@ export default class FaceEnroll extends DoorctlCommand {
     if (!flags.photo) throw new UsageError('--id needs --photo FILE or --capture', 'doorctl face enroll DEVICE --id ID --photo FILE')
     const path = resolve(flags.photo)
     const problem = checkJpeg(path, maxBytes)
-    if (problem) throw new InputError([{ file: flags.photo, field: '--photo', message: problem }])
+    if (problem) throw new InputError([{ file: flags.photo, flag: '--photo', message: problem }])
     return [{ id: flags.id, source: { photoPath: path } }]
   }
 }

@@ -1,10 +1,9 @@
 import { Flags } from '@oclif/core'
-import { parse } from 'csv-parse/sync'
-import { readFileSync } from 'node:fs'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
-import { InputError, UsageError } from '../../src/types/errors.js'
+import { UsageError } from '../../src/types/errors.js'
 import { PeopleReport, syncPeople } from '../../src/ops/people-sync.js'
+import { readIdList } from '../../src/util/id-list.js'
 
 export default class PeopleDelete extends DoorctlCommand {
   static override description = 'Delete people from devices'
@@ -25,28 +24,17 @@ export default class PeopleDelete extends DoorctlCommand {
     const chosen = [flags.id ? '--id' : '', flags.from ? '--from' : '', flags.everyone ? '--everyone' : ''].filter(Boolean)
     if (chosen.length !== 1) throw new UsageError(chosen.length === 0 ? 'say who to delete' : `${chosen.join(' and ')} cannot be combined`, 'pass one of --id ID…, --from FILE.csv or --everyone --yes')
     const devices = this.targets(argv as string[], flags)
-    const ids = flags.everyone ? 'all' : flags.id ?? readIds(flags.from!)
+    const ids = flags.everyone ? 'all' : flags.id ?? readIdList(flags.from!, '--from')
     if (ids === 'all') await this.confirm(`Delete EVERY person on ${devices.map((d) => d.name).join(', ')}?`, '--yes', flags.yes)
     const people = ids === 'all' ? [] : ids.map((id) => ({ id }))
     const report = flags.report ? new PeopleReport(flags.report) : undefined
     try {
-      const results = await this.spin('deleting', () => syncPeople(devices, people, this.runOptions(flags), report, (d, ctx) => d.deletePeople(ids, ctx), 'deleted'))
+      const results = await this.withProgress({ label: 'deleting', unit: 'people', devices: devices.length }, (progress) =>
+        syncPeople(devices, people, { ...this.runOptions(flags), progress }, report, (d, ctx) => d.deletePeople(ids, ctx), 'deleted'),
+      )
       return this.finish(results)
     } finally {
       await report?.close()
     }
   }
-}
-
-function readIds(file: string): string[] {
-  let rows: Record<string, string>[]
-  try {
-    rows = parse(readFileSync(file, 'utf8'), { bom: true, columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, relax_column_count: true })
-  } catch (err) {
-    throw new InputError([{ file, message: (err as Error).message }])
-  }
-  if (rows.length === 0 || !('id' in rows[0])) throw new InputError([{ file, line: 1, field: 'id', message: 'needs an "id" column with at least one row' }])
-  const problems = rows.flatMap((r, i) => (r.id?.trim() ? [] : [{ file, line: i + 2, field: 'id', message: 'id is empty' }]))
-  if (problems.length > 0) throw new InputError(problems)
-  return [...new Set(rows.map((r) => r.id.trim()))]
 }

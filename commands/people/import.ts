@@ -32,8 +32,8 @@ export default class PeopleImport extends DoorctlCommand {
     }
     const report = flags.report ? new PeopleReport(flags.report) : undefined
     try {
-      const results = await this.spin(`importing ${people.length} people to ${devices.length} device(s)`, () =>
-        syncPeople(devices, people, this.runOptions(flags), report, (d, ctx) => d.upsertPeople(people, ctx), 'imported'),
+      const results = await this.withProgress({ label: 'importing', unit: 'people', devices: devices.length }, (progress) =>
+        syncPeople(devices, people, { ...this.runOptions(flags), progress }, report, (d, ctx) => d.upsertPeople(people, ctx), 'imported'),
       )
       return this.finish(results, { people: people.length, report: flags.report })
     } finally {

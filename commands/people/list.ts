@@ -21,11 +21,14 @@ export default class PeopleList extends DoorctlCommand {
     const { argv, flags } = await this.parse(PeopleList)
     const devices = this.targets(argv as string[], flags)
     const quiet = flags.format !== 'table' || this.jsonEnabled()
-    const results = await this.spin('reading people', async () => {
+    const results = await this.withProgress({ label: 'reading', unit: 'people', devices: devices.length }, async (progress) => {
       const { runOnTargets } = await import('../../src/ops/run.js')
-      return runOnTargets(devices, { ...this.runOptions(flags), perRequest: true }, async (d, ctx) => {
+      return runOnTargets(devices, { ...this.runOptions(flags), perRequest: true, progress }, async (d, ctx, device) => {
         const people: ReturnType<typeof row>[] = []
-        for await (const p of d.listPeople(ctx)) people.push(row(p))
+        for await (const p of d.listPeople(ctx)) {
+          people.push(row(p))
+          progress?.advance(device.name)
+        }
         return { message: `${people.length} people`, fields: { count: people.length, people } }
       })
     })

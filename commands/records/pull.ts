@@ -6,6 +6,7 @@ import { UsageError } from '../../src/types/errors.js'
 import { exportRecords } from '../../src/ops/records-export.js'
 import { RECORD_FORMATS, type RecordFormat } from '../../src/ops/record-writer.js'
 import { parseTime } from '../../src/util/time.js'
+import type { ProgressListener } from '../../src/types/progress.js'
 
 export default class RecordsPull extends DoorctlCommand {
   static override description = 'Export access records (incrementally with --since last)'
@@ -37,13 +38,14 @@ export default class RecordsPull extends DoorctlCommand {
     // --json: stdout holds one JSON document; records on stdout go inside it as "records"
     const embed = this.jsonEnabled() && toStdout
     if (embed && format !== 'json') throw new UsageError(`--json with records on stdout needs --format json (got ${format})`, 'write the records to a file with --output FILE, or drop --format')
-    const result = await this.spin(`pulling records from ${devices.length} device(s)`, () =>
+    const pull = (progress?: ProgressListener) =>
       exportRecords({
         home: this.home, env: this.env_, devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
         sinceLast, since, until, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
-        jsonPrefix: embed ? '{"records":[' : undefined,
-      }),
-    )
+        jsonPrefix: embed ? '{"records":[' : undefined, progress,
+      })
+    // records scrolling on the terminal are their own progress
+    const result = toStdout && process.stdout.isTTY ? await pull() : await this.withProgress({ label: 'pulling', unit: 'records', devices: devices.length }, pull)
     const ok = result.results.every((r) => r.ok)
     if (!ok) process.exitCode = 1
     const summary = { total: result.total, output: toStdout ? '-' : result.output }

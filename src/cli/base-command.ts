@@ -11,6 +11,8 @@ import type { DriverEnv } from '../types/driver-module.js'
 import { stderrLogger } from './logger.js'
 import { renderResults } from './render.js'
 import type { GatewayHandle } from '../types/gateway.js'
+import type { ProgressListener } from '../types/progress.js'
+import type { ProgressOptions } from './progress.js'
 
 /** Listener flags as parsed (CLI.md "Listener settings"). */
 export interface ListenerFlagValues {
@@ -177,13 +179,24 @@ export abstract class DoorctlCommand extends Command {
 
   /** A spinner on stderr for humans at a terminal; silent otherwise. */
   protected async spin<T>(text: string, work: () => Promise<T>): Promise<T> {
-    if (this.jsonEnabled() || !process.stderr.isTTY) return work()
-    const { default: ora } = await import('ora')
-    const spinner = ora({ text, stream: process.stderr }).start()
+    return this.withProgress({ label: text, devices: 0 }, () => work())
+  }
+
+  /**
+   * Live counts on stderr for a human at a terminal (done/total, rate, ETA, per device), fed by
+   * the library through `progress`; with --json or without a terminal there is none (undefined).
+   */
+  protected async withProgress<T>(opts: ProgressOptions, work: (progress: ProgressListener | undefined) => Promise<T>): Promise<T> {
+    if (this.jsonEnabled() || !process.stderr.isTTY) return work(undefined)
+    const { TerminalProgress } = await import('./progress.js')
+    const progress = await TerminalProgress.start(opts)
+    let done = false
     try {
-      return await work()
+      const result = await work(progress)
+      done = true
+      return result
     } finally {
-      spinner.stop()
+      progress.stop(done)
     }
   }
 
@@ -196,9 +209,7 @@ export abstract class DoorctlCommand extends Command {
     columns?: string[],
   ) {
     const devices = typeof targets[0] === 'object' ? (targets as DeviceEntry[]) : this.targets(targets as string[], flags)
-    const results = await this.spin(`${label} on ${devices.length} device${devices.length === 1 ? '' : 's'}`, () =>
-      runOnTargets(devices, this.runOptions(flags), op),
-    )
+    const results = await this.withProgress({ label, devices: devices.length }, (progress) => runOnTargets(devices, { ...this.runOptions(flags), progress }, op))
     return this.finish(results, undefined, columns)
   }
 

@@ -1,12 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
-import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { parse } from 'csv-parse/sync'
 import { Inventory } from '../store/inventory.js'
 import { UsageError } from '../types/errors.js'
 import { isoWithOffset } from '../util/time.js'
+import { readIdList } from '../util/id-list.js'
 import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { createGatewayHttpServer, Router } from './http.js'
 import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
@@ -343,14 +342,7 @@ export class Gateway {
   private loadAuthorize(): void {
     const a = this.settings.authorize
     if (a === 'allow' || a === 'deny') return
-    let rows: Record<string, string>[]
-    try {
-      rows = parse(readFileSync(a, 'utf8'), { bom: true, columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, relax_column_count: true })
-    } catch (err) {
-      throw new UsageError(`--authorize ${a}: ${(err as Error).message}`, 'pass allow, deny, or a CSV file with an id column')
-    }
-    if (rows.length > 0 && !('id' in rows[0])) throw new UsageError(`--authorize ${a}: the CSV has no id column`, 'add a header row with an id column')
-    this.allowList = new Set(rows.map((r) => r.id?.trim()).filter(Boolean))
+    this.allowList = new Set(readIdList(a, '--authorize', { allowNone: true }))
   }
 
   private authorize(device: DeviceEntry, userId: string): boolean {

@@ -1,19 +1,14 @@
-import { readFileSync } from 'node:fs'
 import { parse } from 'csv-parse/sync'
 import { InputError, type InputProblem } from '../types/errors.js'
 import { buildDeviceEntry } from '../store/inventory.js'
+import { readTextInput } from '../util/user-paths.js'
 import type { DeviceEntry } from '../types/driver.js'
 
 export const DEVICE_COLUMNS = ['name', 'protocol', 'host', 'port', 'password', 'sn', 'community', 'code', 'transport', 'tags', 'ws_port', 'device_id', 'mode', 'product_id', 'device_secret', 'broker_key'] as const
 
 /** Reads devices.csv and validates every row; any problem → InputError listing them all, nothing saved. */
 export function readDevicesCsv(file: string): DeviceEntry[] {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    throw new InputError([{ file, message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
-  }
+  const text = readTextInput(file)
   const problems: InputProblem[] = []
   let rows: { record: Record<string, string>; info: { lines: number } }[]
   try {

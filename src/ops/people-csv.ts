@@ -1,8 +1,8 @@
-import { createReadStream, closeSync, openSync, readSync, statSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { parse } from 'csv-parse'
 import { InputError, type InputProblem } from '../types/errors.js'
 import { parseTime } from '../util/time.js'
+import { checkJpeg, fsReason, openTextInput, readInputDir, type TextInput } from '../util/user-paths.js'
 import { ROLES, type Person, type PersonRules, type Role } from '../types/driver.js'
 
 export const PEOPLE_COLUMNS = ['id', 'name', 'card', 'password', 'phone', 'department', 'role', 'valid_from', 'valid_to', 'photo', 'room', 'unit'] as const
@@ -31,22 +31,21 @@ export interface PeopleCsvResult {
  * the people are returned, or an InputError lists every problem with line and column.
  */
 export async function readPeopleCsv(file: string, opts: PeopleCsvOptions): Promise<PeopleCsvResult> {
-  try {
-    statSync(file)
-  } catch (err) {
-    throw new InputError([{ file, message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
-  }
+  if (opts.photosDir !== undefined) readInputDir(opts.photosDir, '--photos-dir')
+  const input = await openTextInput(file)
   // Line numbers cost a fresh info object per row (~20 MB on 100,000 rows), so the first pass goes
   // without them; only a file with problems is read again to say where each one is.
-  const fast = await validatePass(file, opts, false)
+  const fast = await validatePass(input, opts, false)
   if (fast.problemCount === 0) return { people: fast.people }
-  const located = await validatePass(file, opts, true)
+  const located = await validatePass(input, opts, true)
   const { problems, problemCount } = located.problemCount > 0 ? located : fast
   if (problemCount > problems.length) problems.push({ file, message: `… and ${problemCount - problems.length} more problems` })
-  throw new InputError(problems, 'fix the rows listed and run again; nothing was sent to any device')
+  // the message itself says nothing was sent; a suggestion line would only repeat it
+  throw new InputError(problems)
 }
 
-async function validatePass(file: string, opts: PeopleCsvOptions, withLines: boolean) {
+async function validatePass(input: TextInput, opts: PeopleCsvOptions, withLines: boolean) {
+  const file = input.path
   const problems: InputProblem[] = []
   const max = opts.maxProblems ?? 1000
   let problemCount = 0
@@ -56,11 +55,13 @@ async function validatePass(file: string, opts: PeopleCsvOptions, withLines: boo
     problemCount++
     if (problems.length < max) problems.push({ file, line, field, message })
   }
-  const photoBase = opts.photosDir ?? dirname(resolve(file))
+  // a piped CSV (`<(make-csv)`) has no folder of its own: its photos are relative to the current one
+  const photoBase = opts.photosDir ?? (input.piped ? process.cwd() : dirname(resolve(file)))
   const maxPhoto = Math.min(...opts.rules.map((r) => r.maxPhotoBytes), Number.MAX_SAFE_INTEGER)
 
   let header: string[] | undefined
-  const parser = createReadStream(file).pipe(
+  const source = input.open()
+  const parser = source.pipe(
     parse({
       bom: true,
       info: withLines,
@@ -73,6 +74,8 @@ async function validatePass(file: string, opts: PeopleCsvOptions, withLines: boo
       },
     }),
   )
+  // a read error (the file vanished, an I/O error) ends the parse instead of crashing the process
+  source.once('error', (err) => parser.destroy(err))
   let row = 1
   try {
     for await (const item of parser as AsyncIterable<Record<string, string> | { record: Record<string, string>; info: { lines: number } }>) {
@@ -89,8 +92,8 @@ async function validatePass(file: string, opts: PeopleCsvOptions, withLines: boo
       if (person && first === undefined) people.push(person)
     }
   } catch (err) {
-    const e = err as { code?: string; lines?: number; message: string }
-    report(e.lines, undefined, `not valid CSV: ${e.message.replace(/^Invalid [^:]*: /, '')}`)
+    const e = err as { code?: string; lines?: number; message: string; syscall?: string }
+    report(e.lines, undefined, e.syscall ? `cannot read the file: ${fsReason(err)}` : `not valid CSV: ${e.message.replace(/^Invalid [^:]*: /, '')}`)
   }
   if (!header) report(1, undefined, 'the file is empty: it needs a header row with at least an "id" column')
   if (problemCount === 0 && people.length === 0) report(undefined, undefined, 'no people in the file (only a header row)')
@@ -171,26 +174,4 @@ function validateRow(
     else p.photoPath = path
   }
   return ok ? p : undefined
-}
-
-/** Why a photo file is unusable, or undefined if it is a JPEG within the size limit. */
-export function checkJpeg(path: string, maxBytes: number): string | undefined {
-  let size: number
-  try {
-    const st = statSync(path)
-    if (!st.isFile()) return 'not a file'
-    size = st.size
-  } catch {
-    return 'file not found'
-  }
-  if (size > maxBytes) return `${Math.ceil(size / 1024)} KB is larger than the ${Math.floor(maxBytes / 1024)} KB the devices accept`
-  const head = Buffer.alloc(3)
-  const fd = openSync(path, 'r')
-  try {
-    readSync(fd, head, 0, 3, 0)
-  } finally {
-    closeSync(fd)
-  }
-  if (head[0] !== 0xff || head[1] !== 0xd8 || head[2] !== 0xff) return 'not a JPEG image'
-  return undefined
 }

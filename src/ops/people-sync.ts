@@ -1,9 +1,7 @@
-import { createWriteStream, mkdirSync, openSync, renameSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { UsageError } from '../types/errors.js'
+import { createWriteStream, renameSync } from 'node:fs'
 import { once } from 'node:events'
 import { stringify } from 'csv-stringify'
-import { tempPathFor } from '../util/atomic-file.js'
+import { openOutputTemp } from '../util/user-paths.js'
 import { errorResult, runOnTargets, type RunOptions, type TargetResult } from './run.js'
 import type { DeviceDriver, DeviceEntry, OperationContext, Person, PersonOutcome } from '../types/driver.js'
 
@@ -17,14 +15,8 @@ export class PeopleReport {
 
   /** Opens the report before anything is sent: a report that cannot be written is a usage error (exit 2). */
   constructor(private readonly path: string) {
-    this.temp = tempPathFor(path)
-    let fd: number
-    try {
-      mkdirSync(dirname(path), { recursive: true })
-      fd = openSync(this.temp, 'w', 0o644)
-    } catch (err) {
-      throw new UsageError(`cannot write the report ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'pass --report with a path in a writable folder')
-    }
+    const { temp, fd } = openOutputTemp(path, '--report')
+    this.temp = temp
     const out = createWriteStream(this.temp, { fd })
     this.csv.pipe(out)
     this.done = once(out, 'close')
@@ -62,6 +54,7 @@ export async function syncPeople(
   verb: string,
 ): Promise<TargetResult[]> {
   return runOnTargets(devices, { ...opts, perRequest: true }, async (driver, ctx, device) => {
+    opts.progress?.begin(device.name, people.length > 0 ? people.length : undefined)
     const summary: SyncSummary = { outcomes: 0, byStatus: {}, byAction: {}, problems: [] }
     const answered = new Set<string>()
     const note = (o: PersonOutcome) => {
@@ -74,7 +67,10 @@ export async function syncPeople(
     }
     let failure: unknown
     try {
-      for await (const o of op(driver, ctx)) note(o)
+      for await (const o of op(driver, ctx)) {
+        note(o)
+        opts.progress?.advance(device.name)
+      }
     } catch (err) {
       failure = err
     }

@@ -1,16 +1,18 @@
-import { createWriteStream, mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
+import { createWriteStream, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs'
 import { open, writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
-import { basename, dirname, join, resolve } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import type { Writable } from 'node:stream'
 import { CursorStore, type CursorEntry } from '../store/cursors.js'
-import { fsyncDir, tempPathFor } from '../util/atomic-file.js'
+import { fsyncDir } from '../util/atomic-file.js'
 import { RecordWriter, recordRow, BASE_RECORD_COLUMNS, type RecordFormat } from './record-writer.js'
 import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
 import { isoWithOffset } from '../util/time.js'
+import { openOutputTemp, prepareOutputDir } from '../util/user-paths.js'
 import { loadDriver } from '../drivers/registry.js'
 import type { AccessRecord, DeviceEntry, PullQuery } from '../types/driver.js'
 import type { DriverEnv } from '../types/driver-module.js'
+import type { ProgressListener } from '../types/progress.js'
 
 export interface ExportOptions {
   home: string
@@ -31,6 +33,8 @@ export interface ExportOptions {
   signal: AbortSignal
   /** For --json with records on stdout: the JSON document opens with this instead of '['. */
   jsonPrefix?: string
+  /** Told of every device's start and end and of each record exported. */
+  progress?: ProgressListener
 }
 
 export interface ExportResult {
@@ -45,27 +49,22 @@ export interface ExportResult {
  * place (see CursorStore), so consecutive runs export each record exactly once, kills included.
  */
 export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
+  // before the output is opened: a driver that cannot be loaded leaves no temp file behind
+  const extras = await extraColumns(o.devices)
+  // an output that cannot be written is refused before any device is asked for anything
+  if (o.photosDir) prepareOutputDir(o.photosDir, '--photos')
+  const out = o.output !== '-' ? openOutputTemp(o.output, '--output') : undefined
   const cursors = new CursorStore(o.home)
   const recovered = cursors.recover()
   if (recovered !== 'none') o.env.log.info(`previous interrupted pull ${recovered === 'committed' ? 'was completed' : 'was rolled back'}`)
   const previous = cursors.read()
 
-  // before the output is opened: a driver that cannot be loaded leaves no temp file behind
-  const extras = await extraColumns(o.devices)
-  const toFile = o.output !== '-'
-  const outputPath = toFile ? resolve(o.output) : '-'
-  let temp: string | undefined
-  let sink: Writable
-  if (toFile) {
-    mkdirSync(dirname(outputPath), { recursive: true })
-    removeStaleTemps(outputPath)
-    temp = tempPathFor(outputPath)
-    // a page's rows (~0.5 MB) go to the file while the next page is decoded
-    sink = createWriteStream(temp, { mode: 0o644, highWaterMark: 1 << 20 })
-  } else {
-    sink = o.stdout
-  }
-  if (o.photosDir) mkdirSync(o.photosDir, { recursive: true })
+  const toFile = out !== undefined
+  const outputPath = out?.target ?? '-'
+  const temp = out?.temp
+  if (out) removeStaleTemps(out.target)
+  // a page's rows (~0.5 MB) go to the file while the next page is decoded
+  const sink: Writable = out ? createWriteStream(out.temp, { fd: out.fd, highWaterMark: 1 << 20 }) : o.stdout
 
   // our own temp file is done with a chunk once it calls back
   const writer = new RecordWriter(sink, o.format, [...BASE_RECORD_COLUMNS, ...extras, 'photo'], { reuseBuffers: toFile })
@@ -79,6 +78,7 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
     const query: PullQuery = { since: o.since, until: o.until }
     if (o.sinceLast && previous[device.name]?.protocol === device.protocol) query.after = previous[device.name].cursor
     let count = 0
+    o.progress?.begin(device.name)
     const pull = driver.pullRecords(query, ctx)
     // the position after the last batch that was completely written
     let cursor: unknown
@@ -100,13 +100,16 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
         await writer.writeRows(n, (i) => recordRow(device.name, batch[i]!, photo(batch[i]!, i)))
         count += n
         cursor = pull.cursor()
+        o.progress?.advance(device.name, n)
       }
       remember()
+      o.progress?.end(device.name, true)
       return { ...base, ok: true, status: 'ok' as const, message: `${count} record${count === 1 ? '' : 's'}`, count }
     } catch (err) {
       // what was written is kept and its cursor committed: the next --since last run continues after it
       // (a batch that failed half way, e.g. a photo that could not be written, is not in the cursor)
       remember()
+      o.progress?.end(device.name, false)
       const r = errorResult(err)
       return { ...base, ...r, message: count > 0 ? `${r.message} (after ${count} records, which were exported)` : r.message, count }
     } finally {

@@ -2,6 +2,7 @@ import { DoorctlError, TimeoutError, statusOf, type ResultStatus } from '../type
 import { loadDriver } from '../drivers/registry.js'
 import type { DeviceDriver, DeviceEntry, Logger, OperationContext } from '../types/driver.js'
 import type { DriverEnv } from '../types/driver-module.js'
+import type { ProgressListener } from '../types/progress.js'
 
 /** Statuses that count as success for the exit code (queued: --no-wait asked for exactly that; unchanged: nothing needed sending). */
 export const SUCCESS: ReadonlySet<ResultStatus> = new Set(['ok', 'unchanged', 'queued', 'skipped'])
@@ -27,6 +28,8 @@ export interface RunOptions {
   perRequest?: boolean
   /** false = --no-wait */
   wait?: boolean
+  /** Told when each device starts and ends (and, by the operation, of items done). */
+  progress?: ProgressListener
 }
 
 /** What an operation returns for one device: a message and any extra result fields. */
@@ -151,17 +154,21 @@ export async function runOnTargets(
     const base = { device: device.name, protocol: device.protocol }
     const ctx = contextFor(device, opts, opts.env.log, !opts.perRequest, lease)
     let driver: DeviceDriver | undefined
+    let ok = false
+    opts.progress?.begin(device.name)
     try {
       driver = (await loadDriver(device.protocol)).createDriver(device, opts.env)
       const outcome = await raceAbort(op(driver, ctx, device), ctx.signal)
       const status = outcome.status ?? 'ok'
-      return { ...base, ok: SUCCESS.has(status), status, message: outcome.message ?? 'done', ...outcome.fields }
+      ok = SUCCESS.has(status)
+      return { ...base, ok, status, message: outcome.message ?? 'done', ...outcome.fields }
     } catch (err) {
       return { ...base, ...errorResult(err) }
     } finally {
       ctx.dispose()
       await driver?.close().catch(() => {})
       lease.end()
+      opts.progress?.end(device.name, ok)
     }
   }))
 }

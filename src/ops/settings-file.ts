@@ -3,13 +3,13 @@
  * should have. Every row is checked against the settings table of every door it selects before
  * anything is read or sent; any problem → InputError listing them all with their lines.
  */
-import { readFileSync } from 'node:fs'
 import { parse } from 'csv-parse/sync'
 import { InputError, type InputProblem } from '../types/errors.js'
 import { loadDriver } from '../drivers/registry.js'
 import type { DeviceEntry } from '../types/driver.js'
 import type { SettingSpec, SettingsSchema } from '../types/settings.js'
 import { parseSettingValue } from '../util/setting-values.js'
+import { readTextInput } from '../util/user-paths.js'
 
 export const SETTINGS_COLUMNS = ['device', 'section', 'key', 'value'] as const
 
@@ -50,12 +50,8 @@ function selectorOf(text: string): Selector {
 
 /** Reads the rows of a settings file (UTF-8, with or without BOM, header row in any order). */
 export function readSettingsCsv(file: string): SettingRow[] {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    throw new InputError([{ file, message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
-  }
+  // a folder, a binary file, an empty or unreadable one: one line naming the path (util/user-paths)
+  const text = readTextInput(file)
   let records: { record: Record<string, string>; info: { lines: number } }[]
   try {
     records = parse(text, { bom: true, columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, info: true, relax_column_count: true }) as never

@@ -28,13 +28,15 @@ export class UsageError extends DoorctlError {
 /** One problem in an input file, located precisely. */
 export interface InputProblem {
   file: string
+  /** The flag that named the file (`--from`), when not the command's file argument. */
+  flag?: string
   line?: number
   field?: string
   message: string
 }
 
 export function formatProblem(p: InputProblem): string {
-  const where = [p.file, p.line === undefined ? undefined : `line ${p.line}`, p.field === undefined ? undefined : `column "${p.field}"`]
+  const where = [p.flag ? `${p.flag} ${p.file}` : p.file, p.line === undefined ? undefined : `line ${p.line}`, p.field === undefined ? undefined : `column "${p.field}"`]
     .filter(Boolean)
     .join(', ')
   return `${where}: ${p.message}`
@@ -44,8 +46,11 @@ export function formatProblem(p: InputProblem): string {
 export class InputError extends DoorctlError {
   readonly problems: InputProblem[]
   constructor(problems: InputProblem[], suggestion?: string) {
-    const head = problems.length === 1 ? '1 problem' : `${problems.length} problems`
-    super(`${head} in input; nothing was sent or saved:\n` + problems.map((p) => '  ' + formatProblem(p)).join('\n'), {
+    // one problem fits on one line; more are listed one a line below a count
+    const message = problems.length === 1
+      ? `${formatProblem(problems[0])} (nothing was sent or saved)`
+      : `${problems.length} problems in input; nothing was sent or saved:\n` + problems.map((p) => '  ' + formatProblem(p)).join('\n')
+    super(message, {
       code: 'invalid_input',
       exitCode: 2,
       suggestion,

@@ -215,7 +215,7 @@ describe('openapi devices end to end (built binary, simulated device on 127.0.0.
       expect(r.code).toBe(2)
       const problems = r.json().error.problems
       expect(problems).toEqual(expect.arrayContaining([
-        expect.objectContaining({ line: 3, field: 'photo', message: expect.stringMatching(/not found/) }),
+        expect.objectContaining({ line: 3, field: 'photo', message: expect.stringMatching(/missing.jpg: no such file/) }),
         expect.objectContaining({ line: 4, field: 'id', message: expect.stringMatching(/duplicate id "p1" \(first on line 2\)/) }),
         expect.objectContaining({ line: 5, field: 'photo', message: expect.stringMatching(/not a JPEG/) }),
         expect.objectContaining({ line: 6, field: 'id' }),

@@ -82,7 +82,7 @@ describe('settings file', () => {
     expect(problemsOf(() => readSettingsCsv(csv('device,section,key,value,extra\n*,a,b,c,d\n')))).toEqual([expect.objectContaining({ line: 1, field: 'extra' })])
     expect(problemsOf(() => readSettingsCsv(csv('device,section,key,value\n')))[0]!.message).toMatch(/no settings/)
     expect(problemsOf(() => readSettingsCsv(csv('device,section,key,value\n,smartface,faceThre,1\ndoor-1,,x,1\n'))).map((p) => [p.line, p.field])).toEqual([[2, 'device'], [3, 'section']])
-    expect(problemsOf(() => readSettingsCsv(join(dir.path, 'missing.csv')))[0]!.message).toMatch(/cannot read/)
+    expect(problemsOf(() => readSettingsCsv(join(dir.path, 'missing.csv')))[0]!.message).toMatch(/no such file/)
   })
 
   it('name wins over tag over *, and a later row over an earlier one of the same kind', () => {
