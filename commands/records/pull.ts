@@ -37,7 +37,7 @@ export default class RecordsPull extends DoorctlCommand {
     if (embed && format !== 'json') throw new UsageError(`--json with records on stdout needs --format json (got ${format})`, 'write the records to a file with --output FILE, or drop --format')
     const result = await this.spin(`pulling records from ${devices.length} device(s)`, () =>
       exportRecords({
-        home: this.home, env: this.env_, devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
+        home: this.home, env: this.driverEnv(flags), devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
         sinceLast, since, until, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
         jsonPrefix: embed ? '{"records":[' : undefined,
       }),

@@ -16,9 +16,10 @@ export default class RecordsWatch extends DoorctlCommand {
     const { argv, flags } = await this.parse(RecordsWatch)
     const devices = this.targets(argv as string[], flags)
     const timeoutMs = this.timeoutMs(flags)
+    const env = this.driverEnv(flags)
     // every device is watched at once: --concurrency does not cap a live stream
     const results = await mapPool(devices, devices.length, async (device) => {
-      const driver = (await loadDriver(device.protocol)).createDriver(device, this.env_)
+      const driver = (await loadDriver(device.protocol)).createDriver(device, env)
       let count = 0
       try {
         for await (const r of driver.watchRecords({ signal: this.signal, timeoutMs, log: this.log_ })) {

@@ -157,6 +157,18 @@ export class PushDriver implements DeviceDriver {
     return { ...r, data: r.queued ? r.data : {}, photo: typeof b64 === 'string' ? Buffer.from(b64, 'base64') : undefined }
   }
 
+  /**
+   * Without serve, a temporary listener takes the device's next call and the uploads that follow,
+   * until it is drained (gateway/collect.ts); with serve (or a joined gateway) the spool is
+   * already complete.
+   */
+  async collectRecords(ctx: OperationContext): Promise<void> {
+    const gateway = await this.env.gateway?.()
+    if (!gateway?.collect) return
+    const r = await gateway.collect(this.device, { timeoutMs: ctx.timeoutMs, signal: ctx.signal })
+    ctx.log.info('device drained', { device: this.device.name, records: r.records })
+  }
+
   /** Records from the spool, in arrival order; the cursor is the spool sequence number. */
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull {
     let lastSeq = typeof (query.after as { seq?: unknown } | undefined)?.seq === 'number' ? (query.after as { seq: number }).seq : 0

@@ -106,6 +106,7 @@ function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
     wait: (id, signal) => gateway.waitFor(id, signal),
     presence: async () => gateway.presence(),
     discovered: async () => gateway.discoveredDevices(),
+    collect: (device, opts) => gateway.collect(device, opts),
     async close() {
       // commands that joined this temporary listener are served to the end first
       await control.idle()
