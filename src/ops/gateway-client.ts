@@ -63,6 +63,8 @@ function remoteHandle(client: ControlClient): GatewayHandle {
     mode = h.mode === 'serve' ? 'serve' : 'joined'
     batches = h.batch === true
   })
+  // a command that never needed the answer (a pull through serve) may close the channel first: not an unhandled rejection
+  ready.catch(() => {})
   const batcher = new SubmitBatcher<SubmitItem>((commands) => client.call<SubmitAnswer[]>('submit', { commands }))
   const wait = async (id: number, signal: AbortSignal): Promise<QueuedCommand> => {
     await raceSignal(ready, signal)
