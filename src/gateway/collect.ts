@@ -4,9 +4,9 @@ import type { CollectOutcome } from '../types/gateway.js'
 /** One device being collected: what it did since the collection began. */
 interface Watch {
   heartbeats: number
-  /** New (not duplicate) records since the collection began, and since its latest heartbeat. */
+  /** New (not duplicate) records since the collection began; uploads of any record since its latest heartbeat. */
   records: number
-  recordsSinceHeartbeat: number
+  uploadsSinceHeartbeat: number
   drained: boolean
   waiters: Set<() => void>
 }
@@ -14,7 +14,7 @@ interface Watch {
 /**
  * Record collection for one-shot pulls (no serve): a device is *drained* once it has called and
  * then sent nothing new for one of its heartbeat intervals, i.e. at a heartbeat with no new record
- * since its previous heartbeat — or at a heartbeat its protocol knows the device sends only when it
+ * since its previous heartbeat (not even one it sent before) — or at a heartbeat its protocol knows the device sends only when it
  * holds nothing more (`idle`: httpv2's keepalive after its uploads). Protocols report heartbeats
  * (GatewayContext.heartbeat); the gateway reports new records; the waiting here is the same for all.
  */
@@ -26,22 +26,22 @@ export class Collector {
   heartbeat(device: string, idle: boolean): void {
     const w = this.watches.get(device)
     if (!w || w.drained) return
-    if (idle || (w.heartbeats > 0 && w.recordsSinceHeartbeat === 0)) {
+    if (idle || (w.heartbeats > 0 && w.uploadsSinceHeartbeat === 0)) {
       w.drained = true
       for (const wake of w.waiters) wake()
       w.waiters.clear()
       return
     }
     w.heartbeats++
-    w.recordsSinceHeartbeat = 0
+    w.uploadsSinceHeartbeat = 0
   }
 
-  /** A record `device` uploaded that was not in the spool yet. */
-  record(device: string): void {
+  /** A record `device` uploaded: new, or one the spool had (a re-send is activity too, not a new record). */
+  record(device: string, fresh: boolean): void {
     const w = this.watches.get(device)
     if (!w) return
-    w.records++
-    w.recordsSinceHeartbeat++
+    if (fresh) w.records++
+    w.uploadsSinceHeartbeat++
   }
 
   /**
@@ -50,7 +50,7 @@ export class Collector {
    */
   async wait(device: string, opts: { timeoutMs: number; signal: AbortSignal }): Promise<CollectOutcome> {
     let w = this.watches.get(device)
-    if (!w) this.watches.set(device, (w = { heartbeats: 0, records: 0, recordsSinceHeartbeat: 0, drained: false, waiters: new Set() }))
+    if (!w) this.watches.set(device, (w = { heartbeats: 0, records: 0, uploadsSinceHeartbeat: 0, drained: false, waiters: new Set() }))
     this.users.set(device, (this.users.get(device) ?? 0) + 1)
     const watch = w
     try {

@@ -417,7 +417,7 @@ export class Gateway {
       },
       spool: (r: SpoolRecord) => {
         const fresh = this.durably(() => this.store.spool(r))
-        if (fresh) this.collector.record(r.device)
+        this.collector.record(r.device, fresh)
         return fresh
       },
       authorize: (device, userId) => this.authorize(device, userId),

@@ -109,7 +109,7 @@ export interface GatewayContext {
   touch(device: DeviceEntry, address: string, info?: Record<string, unknown>): void
   /**
    * The device's periodic call (keepalive, heartbeat), for record collection (records pull without
-   * serve): a device is drained at a heartbeat with no new record since its previous one, or at one
+   * serve): a device is drained at a heartbeat with no record uploaded since its previous one, or at one
    * the protocol knows is sent only when the device holds nothing more (`idle`).
    */
   heartbeat(device: DeviceEntry, opts?: { idle?: boolean }): void
