@@ -12,6 +12,11 @@ export default class RecordsPull extends DoorctlCommand {
     'doorctl records pull door-1 --since last --output records-$(date +%F).csv',
     'doorctl records pull --all --since 2026-11-01 --until 2026-11-30 --format ndjson --output november.ndjson',
     'doorctl records pull door-1 --since last --photos ./photos --output today.csv',
+    {
+      description: 'Push-style doors with no serve running: a temporary listener takes what they upload until each is drained',
+      command: 'doorctl records pull --all --since last --timeout 5m --output records-$(date +%F).csv',
+    },
+    { description: 'An httpv2 door uploads every record it holds again (a backfill)', command: 'doorctl records pull door-7 --since last --repost --timeout 10m --output backfill.csv' },
   ]
   static override strict = false
   static override flags = {
@@ -21,6 +26,7 @@ export default class RecordsPull extends DoorctlCommand {
     format: Flags.string({ description: 'output format', options: [...RECORD_FORMATS] }),
     output: Flags.string({ char: 'o', description: 'file to write (written to a temp file and renamed when complete), or - for stdout', default: '-' }),
     photos: Flags.string({ description: 'write capture photos as files in this folder instead of base64 in the output' }),
+    repost: Flags.boolean({ description: 'push-style devices that can (httpv2): ask them to upload every record they hold again (a backfill; records already exported are not exported again)' }),
   }
 
   async run() {
@@ -39,7 +45,7 @@ export default class RecordsPull extends DoorctlCommand {
       exportRecords({
         home: this.home, env: this.driverEnv(flags), devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
         sinceLast, since, until, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
-        jsonPrefix: embed ? '{"records":[' : undefined,
+        repost: flags.repost, jsonPrefix: embed ? '{"records":[' : undefined,
       }),
     )
     const ok = result.results.every((r) => r.ok)

@@ -6,7 +6,11 @@ import { loadDriver } from '../../src/drivers/registry.js'
 
 export default class RecordsWatch extends DoorctlCommand {
   static override description = 'Print live access records as NDJSON lines until interrupted'
-  static override examples = ['doorctl records watch door-1', 'doorctl records watch --all | jq .name']
+  static override examples = [
+    'doorctl records watch door-1',
+    'doorctl records watch --all | jq .name',
+    { description: 'Push-style doors with no serve running: a temporary listener on these ports takes their records meanwhile', command: 'doorctl records watch --tag lobby --http-port 8090 --udp-port 7998' },
+  ]
   static override strict = false
   // the output is NDJSON already: one JSON document per record, streamed
   static override enableJsonFlag = false

@@ -28,6 +28,8 @@ export interface ExportOptions {
   /** Per-request budget, ms. */
   timeoutMs: number
   signal: AbortSignal
+  /** Ask push-style devices that can to upload every record they hold again (--repost). */
+  repost?: boolean
   /** For --json with records on stdout: the JSON document opens with this instead of '['. */
   jsonPrefix?: string
 }
@@ -143,7 +145,7 @@ async function collect(device: DeviceEntry, driver: DeviceDriver, o: ExportOptio
   if (!driver.collectRecords) return undefined
   const ctx = contextFor(device, { signal: o.signal, timeoutMs: o.timeoutMs }, o.env.log, false)
   try {
-    await driver.collectRecords(ctx)
+    await driver.collectRecords(ctx, { repost: o.repost })
     return undefined
   } catch (err) {
     return err

@@ -4,7 +4,7 @@
  * binary; simulated httpv2, wsjson and udp doors on 127.0.0.1 that were calling all along).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createSocket } from 'node:dgram'
 import { join } from 'node:path'
 import { parse } from 'csv-parse/sync'
@@ -130,6 +130,15 @@ describe('records pull from push-style doors, no serve: each door collected unti
     expect(rows(out)).toHaveLength(0)
   })
 
+  it('--repost: an httpv2 door uploads all it holds again; the pull waits for it, and nothing is exported twice', async () => {
+    const before = doors[1].events.recordUploads
+    const pull = doorctl(['records', 'pull', 'door-2', '--since', 'last', '--repost', '--timeout', '60s', '--output', join(home.path, 'repost.csv'), '--json', ...listen], { home: home.path, env })
+    const r = await pull
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(doors[1].events.recordUploads - before).toBeGreaterThanOrEqual(20)
+    expect(r.json()).toMatchObject({ ok: true, total: 0 })
+  })
+
   it('a door that never calls: timeout, exit 1; what the others uploaded is exported, exactly once', async () => {
     await add(['ghost', '--protocol', 'httpv2', '--sn', 'FC-NEVERCALLS'])
     const fresh = [doors[0].addRecord(), doors[0].addRecord(), doors[0].addRecord()]
@@ -158,5 +167,19 @@ describe('records pull from push-style doors, no serve: each door collected unti
     const r = await doorctl(['records', 'pull', '--tag', 'live', '--since', 'last', '--timeout', 'soon', '--output', join(home.path, 'never.csv'), '--json', ...listen], { home: home.path, env })
     expect(r.code).toBe(2)
     expect(r.json().error.message).toMatch(/timeout/)
+    expect(existsSync(join(home.path, 'never.csv'))).toBe(false)
+  })
+
+  it('records watch with no serve: its temporary listener (on the listener flags) streams new records', async () => {
+    const watch = startDoorctl(['records', 'watch', 'door-1', ...listen], { home: home.path, env })
+    try {
+      await until(() => watch.out.stderr.includes('temporary gateway listening'), 20_000, 'the listener')
+      const id = doors[0].addRecord()
+      await until(() => watch.out.stdout.includes('\n'), 20_000, 'a watched record')
+      expect(JSON.parse(watch.out.stdout.split('\n')[0])).toMatchObject({ device: 'door-1', record_id: id })
+    } finally {
+      watch.child.kill('SIGINT')
+      expect(await watch.exited).toBe(130)
+    }
   })
 })
