@@ -13,10 +13,11 @@ interface Watch {
 
 /**
  * Record collection for one-shot pulls (no serve): a device is *drained* once it has called and
- * then sent nothing new for one of its heartbeat intervals, i.e. at a heartbeat with no new record
- * since its previous heartbeat (not even one it sent before) — or at a heartbeat its protocol knows the device sends only when it
- * holds nothing more (`idle`: httpv2's keepalive after its uploads). Protocols report heartbeats
- * (GatewayContext.heartbeat); the gateway reports new records; the waiting here is the same for all.
+ * then sent nothing for one of its heartbeat intervals, i.e. at a heartbeat with no record
+ * uploaded (new or re-sent) since its previous heartbeat — or at a heartbeat its protocol knows
+ * the device sends only when it holds nothing more (`idle`: httpv2's keepalive after a whole idle
+ * interval). Protocols report heartbeats (GatewayContext.heartbeat), the gateway reports uploads;
+ * the waiting here is the same for all.
  */
 export class Collector {
   private readonly watches = new Map<string, Watch>()
