@@ -143,7 +143,7 @@ describe('records pull from push-style doors, no serve: each door collected unti
     await add(['ghost', '--protocol', 'httpv2', '--sn', 'FC-NEVERCALLS'])
     const fresh = [doors[0].addRecord(), doors[0].addRecord(), doors[0].addRecord()]
     const out = join(home.path, 'third.csv')
-    const pull = doorctl(['records', 'pull', '--all', '--since', 'last', '--timeout', '6s', '--output', out, '--json', ...listen], { home: home.path, env })
+    const pull = doorctl(['records', 'pull', '--all', '--since', 'last', '--timeout', '10s', '--output', out, '--json', ...listen], { home: home.path, env })
     await gateBeats(pull)
     const r = await pull
     expect(r.code, r.stdout + r.stderr).toBe(1)
