@@ -14,6 +14,11 @@ export default class RecordsPull extends DoorctlCommand {
     'doorctl records pull door-1 --since last --output records-$(date +%F).csv',
     'doorctl records pull --all --since 2026-11-01 --until 2026-11-30 --format ndjson --output november.ndjson',
     'doorctl records pull door-1 --since last --photos ./photos --output today.csv',
+    {
+      description: 'Push-style doors with no serve running: a temporary listener takes what they upload until each is drained',
+      command: 'doorctl records pull --all --since last --timeout 5m --output records-$(date +%F).csv',
+    },
+    { description: 'An httpv2 door uploads every record it holds again (a backfill)', command: 'doorctl records pull door-7 --since last --repost --timeout 10m --output backfill.csv' },
   ]
   static override strict = false
   static override flags = {
@@ -23,6 +28,7 @@ export default class RecordsPull extends DoorctlCommand {
     format: Flags.string({ description: 'output format', options: [...RECORD_FORMATS] }),
     output: Flags.string({ char: 'o', description: 'file to write (written to a temp file and renamed when complete), or - for stdout', default: '-' }),
     photos: Flags.string({ description: 'write capture photos as files in this folder instead of base64 in the output' }),
+    repost: Flags.boolean({ description: 'push-style devices that can (httpv2): ask them to upload every record they hold again (a backfill; records already exported are not exported again)' }),
   }
 
   async run() {
@@ -40,9 +46,9 @@ export default class RecordsPull extends DoorctlCommand {
     if (embed && format !== 'json') throw new UsageError(`--json with records on stdout needs --format json (got ${format})`, 'write the records to a file with --output FILE, or drop --format')
     const pull = (progress?: ProgressListener) =>
       exportRecords({
-        home: this.home, env: this.env_, devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
+        home: this.home, env: this.driverEnv(flags), devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
         sinceLast, since, until, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
-        jsonPrefix: embed ? '{"records":[' : undefined, progress,
+        repost: flags.repost, jsonPrefix: embed ? '{"records":[' : undefined, progress,
       })
     // records scrolling on the terminal are their own progress
     const result = toStdout && process.stdout.isTTY ? await pull() : await this.withProgress({ label: 'pulling', unit: 'records', devices: devices.length }, pull)

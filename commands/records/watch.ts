@@ -6,7 +6,11 @@ import { loadDriver } from '../../src/drivers/registry.js'
 
 export default class RecordsWatch extends DoorctlCommand {
   static override description = 'Print live access records as NDJSON lines until interrupted'
-  static override examples = ['doorctl records watch door-1', 'doorctl records watch --all | jq .name']
+  static override examples = [
+    'doorctl records watch door-1',
+    'doorctl records watch --all | jq .name',
+    { description: 'Push-style doors with no serve running: a temporary listener on these ports takes their records meanwhile', command: 'doorctl records watch --tag lobby --http-port 8090 --udp-port 7998' },
+  ]
   static override strict = false
   // the output is NDJSON already: one JSON document per record, streamed
   static override enableJsonFlag = false
@@ -16,9 +20,10 @@ export default class RecordsWatch extends DoorctlCommand {
     const { argv, flags } = await this.parse(RecordsWatch)
     const devices = this.targets(argv as string[], flags)
     const timeoutMs = this.timeoutMs(flags)
+    const env = this.driverEnv(flags)
     // every device is watched at once: --concurrency does not cap a live stream
     const results = await mapPool(devices, devices.length, async (device) => {
-      const driver = (await loadDriver(device.protocol)).createDriver(device, this.env_)
+      const driver = (await loadDriver(device.protocol)).createDriver(device, env)
       let count = 0
       try {
         for await (const r of driver.watchRecords({ signal: this.signal, timeoutMs, log: this.log_ })) {

@@ -86,6 +86,8 @@ export class ControlServer {
     })
     socket.on('error', () => {})
     const lines = createInterface({ input: socket })
+    // readline passes its input's errors on (ECONNRESET from a client that left without reading its answer): 'close' cleans up
+    lines.on('error', () => {})
     lines.on('line', (line) => {
       let req: Request
       try {
@@ -183,7 +185,9 @@ export class ControlClient {
   private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>()
 
   private constructor(private readonly socket: Socket) {
-    createInterface({ input: socket }).on('line', (line) => {
+    socket.on('error', () => {})
+    // a gateway gone mid-answer: 'close' rejects what waits, nothing else may throw
+    createInterface({ input: socket }).on('error', () => {}).on('line', (line) => {
       let msg: { id: number; result?: unknown; error?: { message: string } }
       try {
         msg = JSON.parse(line)

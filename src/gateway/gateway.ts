@@ -7,6 +7,7 @@ import { UsageError } from '../types/errors.js'
 import { isoWithOffset } from '../util/time.js'
 import { readIdList } from '../util/id-list.js'
 import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
+import { Collector } from './collect.js'
 import { createGatewayHttpServer, Router } from './http.js'
 import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
 import {
@@ -16,6 +17,7 @@ import {
   type CommandResult,
   type DevicePresence,
   type DiscoveredRow,
+  type CollectOutcome,
   type GatewayContext,
   type GatewaySettings,
   type GatewayRequest,
@@ -93,6 +95,8 @@ export class Gateway {
   /** One WebSocket server per route: each protocol has its own message size limit. */
   private readonly wss = new Map<string, import('ws').WebSocketServer>()
   private stopped = false
+  /** Record collection for one-shot pulls: who is drained (collect.ts). */
+  private readonly collector = new Collector()
   readonly ctx: GatewayContext
 
   constructor(opts: GatewayOptions) {
@@ -298,6 +302,11 @@ export class Gateway {
     for (const w of waiting ?? []) w(c)
   }
 
+  /** Resolves once `device` has called and uploaded what it holds (collect.ts). */
+  collect(device: DeviceEntry, opts: { timeoutMs: number; signal: AbortSignal }): Promise<CollectOutcome> {
+    return this.collector.wait(device.name, opts)
+  }
+
   // ---- presence ---------------------------------------------------------------------------
 
   presence(): DevicePresence[] {
@@ -372,6 +381,7 @@ export class Gateway {
         this.presenceMap.set(device.name, { device: device.name, protocol: device.protocol, lastSeen: Date.now(), address, info: info ?? prev?.info ?? {} })
         this.dirtyPresence.add(device.name)
       },
+      heartbeat: (device, opts) => this.collector.heartbeat(device.name, opts?.idle === true),
       discovered: (protocol, identity, address, info) => {
         const key = `${protocol}:${identity}`
         if (!this.discoveredMap.has(key)) this.log.warn('unknown device called the gateway (see `doorctl device list --discovered`)', { protocol, identity, address })
@@ -398,7 +408,11 @@ export class Gateway {
         // whoever waits for the command hears of it once it is on disk
         if (this.durably(() => this.store.finish(id, state, result))) this.store.afterCommit(() => this.finished(id))
       },
-      spool: (r: SpoolRecord) => this.durably(() => this.store.spool(r)),
+      spool: (r: SpoolRecord) => {
+        const fresh = this.durably(() => this.store.spool(r))
+        this.collector.record(r.device, fresh)
+        return fresh
+      },
       authorize: (device, userId) => this.authorize(device, userId),
       publish: (name, data, contentType, requestHost) => {
         this.published.set(name, { data, contentType })

@@ -14,6 +14,8 @@ export interface PushCapabilities {
   configSections: readonly string[]
   /** How the protocol says it, for "unsupported" messages. */
   unsupportedWhy?: Partial<Record<CommandKind, string>>
+  /** A `repostRecords` command with no payload has the device upload every record it holds again (records pull --repost). */
+  repostAll?: boolean
 }
 
 /** Records read from the spool at a time. */
@@ -169,6 +171,25 @@ export class PushDriver implements DeviceDriver {
     const r = await this.op('snapshot', {}, ctx)
     const b64 = r.data?.photoBase64
     return { ...r, data: r.queued ? r.data : {}, photo: typeof b64 === 'string' ? Buffer.from(b64, 'base64') : undefined }
+  }
+
+  /**
+   * Without serve, a temporary listener takes the device's next call and the uploads that follow,
+   * until it is drained (gateway/collect.ts); with serve (or a joined gateway) the spool is
+   * already complete.
+   */
+  async collectRecords(ctx: OperationContext, opts: { repost?: boolean } = {}): Promise<void> {
+    const gateway = await this.env.gateway?.()
+    if (!gateway) return
+    const drained = gateway.collect?.(this.device, { timeoutMs: ctx.timeoutMs, signal: ctx.signal })
+    if (opts.repost) {
+      if (!this.caps.repostAll) ctx.log.notice(`${this.device.name}: ${this.caps.unsupportedWhy?.repostRecords ?? `${this.protocol} devices cannot be asked to upload their records again`}; taking what it sends`)
+      // with serve, what it sends again lands in the spool for this pull or the next
+      else await gateway.submit(this.device, 'repostRecords', {}, { timeoutMs: ctx.timeoutMs, wait: false, signal: ctx.signal })
+    }
+    if (!drained) return
+    const r = await drained
+    ctx.log.info('device drained', { device: this.device.name, records: r.records })
   }
 
   /** Records from the spool in arrival order, a page at a time; the cursor is the spool sequence number. */

@@ -63,6 +63,8 @@ function remoteHandle(client: ControlClient): GatewayHandle {
     mode = h.mode === 'serve' ? 'serve' : 'joined'
     batches = h.batch === true
   })
+  // a command that never needed the answer (a pull through serve) may close the channel first: not an unhandled rejection
+  ready.catch(() => {})
   const batcher = new SubmitBatcher<SubmitItem>((commands) => client.call<SubmitAnswer[]>('submit', { commands }))
   const wait = async (id: number, signal: AbortSignal): Promise<QueuedCommand> => {
     await raceSignal(ready, signal)
@@ -106,6 +108,7 @@ function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
     wait: (id, signal) => gateway.waitFor(id, signal),
     presence: async () => gateway.presence(),
     discovered: async () => gateway.discoveredDevices(),
+    collect: (device, opts) => gateway.collect(device, opts),
     async close() {
       // commands that joined this temporary listener are served to the end first
       await control.idle()

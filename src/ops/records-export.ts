@@ -10,7 +10,7 @@ import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
 import { isoWithOffset } from '../util/time.js'
 import { openOutputTemp, prepareOutputDir } from '../util/user-paths.js'
 import { loadDriver } from '../drivers/registry.js'
-import type { AccessRecord, DeviceEntry, PullQuery } from '../types/driver.js'
+import type { AccessRecord, DeviceDriver, DeviceEntry, PullQuery } from '../types/driver.js'
 import type { DriverEnv } from '../types/driver-module.js'
 import type { ProgressListener } from '../types/progress.js'
 
@@ -31,6 +31,8 @@ export interface ExportOptions {
   /** Per-request budget, ms. */
   timeoutMs: number
   signal: AbortSignal
+  /** Ask push-style devices that can to upload every record they hold again (--repost). */
+  repost?: boolean
   /** For --json with records on stdout: the JSON document opens with this instead of '['. */
   jsonPrefix?: string
   /** Told of every device's start and end and of each record exported. */
@@ -70,11 +72,19 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
   const writer = new RecordWriter(sink, o.format, [...BASE_RECORD_COLUMNS, ...extras, 'photo'], { reuseBuffers: toFile })
   await writer.begin(o.jsonPrefix)
 
+  const drivers = new Map<string, DeviceDriver>()
+  for (const device of o.devices) drivers.set(device.name, (await loadDriver(device.protocol)).createDriver(device, o.env))
+  // push-style devices upload only while a gateway runs: without serve, every target is collected at
+  // once (a wait for the device's call takes no --concurrency slot), then its spool is read
+  const collecting = new Map<string, Promise<unknown>>()
+  for (const device of o.devices) collecting.set(device.name, collect(device, drivers.get(device.name)!, o))
+
   const newCursors: Record<string, CursorEntry> = {}
   const results = await mapPool(o.devices, o.concurrency, async (device): Promise<TargetResult & { count: number }> => {
     const base = { device: device.name, protocol: device.protocol }
     const ctx = contextFor(device, { signal: o.signal, timeoutMs: o.timeoutMs }, o.env.log, false)
-    const driver = (await loadDriver(device.protocol)).createDriver(device, o.env)
+    const driver = drivers.get(device.name)!
+    const collectError = await collecting.get(device.name)
     const query: PullQuery = { since: o.since, until: o.until }
     if (o.sinceLast && previous[device.name]?.protocol === device.protocol) query.after = previous[device.name].cursor
     let count = 0
@@ -102,6 +112,8 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
         cursor = pull.cursor()
         o.progress?.advance(device.name, n)
       }
+      // what the device uploaded before its collection ended (a timeout, say) is exported all the same
+      if (collectError !== undefined) throw collectError
       remember()
       o.progress?.end(device.name, true)
       return { ...base, ok: true, status: 'ok' as const, message: `${count} record${count === 1 ? '' : 's'}`, count }
@@ -132,6 +144,20 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
   }
   if (o.sinceLast) cursors.commit(newCursors)
   return { results, total, output: outputPath }
+}
+
+/** Resolves with what went wrong collecting `device`'s records (undefined: nothing, or nothing to collect). */
+async function collect(device: DeviceEntry, driver: DeviceDriver, o: ExportOptions): Promise<unknown> {
+  if (!driver.collectRecords) return undefined
+  const ctx = contextFor(device, { signal: o.signal, timeoutMs: o.timeoutMs }, o.env.log, false)
+  try {
+    await driver.collectRecords(ctx, { repost: o.repost })
+    return undefined
+  } catch (err) {
+    return err
+  } finally {
+    ctx.dispose()
+  }
 }
 
 async function extraColumns(devices: readonly DeviceEntry[]): Promise<string[]> {

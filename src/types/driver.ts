@@ -184,6 +184,13 @@ export interface DeviceDriver {
   checkFace(photoPath: string, ctx: OperationContext): Promise<OpResult & { exists?: boolean }>
   /** A camera snapshot (JPEG). */
   snapshot(ctx: OperationContext): Promise<OpResult & { photo?: Buffer }>
+  /**
+   * Before a pull, push-style devices only: wait (within ctx.timeoutMs) until the device has called
+   * and uploaded what it holds. Absent, or resolving at once, where records are read from the device
+   * itself or a gateway that keeps running (serve) has been collecting them all along.
+   * `repost`: first ask the device to upload everything it holds again, where its protocol can.
+   */
+  collectRecords?(ctx: OperationContext, opts?: { repost?: boolean }): Promise<void>
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull
   /** Live records until ctx.signal aborts. */
   watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord>

@@ -107,6 +107,12 @@ export interface GatewayContext {
   findDevice(protocol: Protocol, identity: string): DeviceEntry | undefined
   /** Record a heartbeat or any contact. */
   touch(device: DeviceEntry, address: string, info?: Record<string, unknown>): void
+  /**
+   * The device's periodic call (keepalive, heartbeat), for record collection (records pull without
+   * serve): a device is drained at a heartbeat with no record uploaded since its previous one, or at one
+   * the protocol knows is sent only when the device holds nothing more (`idle`).
+   */
+  heartbeat(device: DeviceEntry, opts?: { idle?: boolean }): void
   /** A device not in the inventory called: remember it (rate-limited log line). */
   discovered(protocol: Protocol, identity: string, address: string, info?: Record<string, unknown>): void
   /** Commands waiting for this device (queued, or delivered and not yet final), oldest first. */
@@ -192,7 +198,18 @@ export interface GatewayHandle {
   wait(id: number, signal: AbortSignal): Promise<QueuedCommand>
   presence(): Promise<DevicePresence[]>
   discovered(): Promise<DiscoveredRow[]>
+  /**
+   * Record collection (a temporary listener only; serve and joined gateways have been collecting
+   * all along): resolves once `device` has called and uploaded what it holds (see
+   * gateway/collect.ts); rejects with TimeoutError after `timeoutMs`, or with `signal`'s reason.
+   */
+  collect?(device: DeviceEntry, opts: { timeoutMs: number; signal: AbortSignal }): Promise<CollectOutcome>
   close(): Promise<void>
+}
+
+/** How a device's collection went: the new records it uploaded meanwhile. */
+export interface CollectOutcome {
+  records: number
 }
 
 /** A device's presence as the gateway knows it (device list). */

@@ -113,13 +113,15 @@ describe('wsjson devices through the gateway (built binary, simulated devices on
       expect(list.code, list.stdout + list.stderr).toBe(0)
       const ev = await sent
       const out = join(work.path, 'ws-records.csv')
-      const pull = await doorctl(['records', 'pull', 'door-2', '--since', 'last', '--output', out, '--json'], { home: env.home.path })
+      // no serve: the pull's own temporary listener takes the device's call too, until it is drained (heartbeats every second)
+      const collect = { home: env.home.path, env: { DOORCTL_WSJSON_HEARTBEAT_S: '1' } }
+      const pull = await doorctl(['records', 'pull', 'door-2', '--since', 'last', '--output', out, '--json', ...env.listen], collect)
       expect(pull.code, pull.stdout + pull.stderr).toBe(0)
       const rows = parse(readFileSync(out), { columns: true }) as Record<string, string>[]
       expect(rows).toHaveLength(1)
       expect(rows[0]).toMatchObject({ device: 'door-2', record_id: String(ev.eventid), user_id: '555', direction: 'out', method: 'face', door: '1' })
       expect(Buffer.from(rows[0].photo, 'base64')).toEqual(photo)
-      const again = await doorctl(['records', 'pull', 'door-2', '--since', 'last', '--output', join(work.path, 'ws-again.csv'), '--json'], { home: env.home.path })
+      const again = await doorctl(['records', 'pull', 'door-2', '--since', 'last', '--output', join(work.path, 'ws-again.csv'), '--json', ...env.listen], collect)
       expect(again.json().total).toBe(0)
     })
   })

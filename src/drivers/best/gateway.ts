@@ -281,6 +281,7 @@ class BestGateway implements BestCore {
         return this.sessions.report(dev, ch, m, conn)
       case 'dev.heartbeat':
         this.ctx.touch(dev.entry, ch.address)
+        this.ctx.heartbeat(dev.entry)
         if (ch.kind === 'mqtt' && Date.now() - dev.sessionPublishedAt > 10_000) this.relay.publishSession(dev)
         return answer(CODE.ok, 'success', undefined, false)
       case 'dev.system.sync.time':

@@ -172,6 +172,16 @@ export function parseAlarms(v: unknown): string[] {
   return str(v).replace(/"/g, '').split(',').map((s) => s.trim()).filter(Boolean)
 }
 
+/**
+ * Whether a keepalive says the device holds no more records (record collection): 设备心跳保活包
+ * has it sent "当设备空闲时，距离上次跟服务器通讯超过[保活间隔]秒后", idle and silent for a whole
+ * interval. 调用流程 also has it keepalive on time in the middle of long work: such a keepalive
+ * follows other requests closely, so only the silence before it counts, never the keepalive alone.
+ */
+export function keepaliveMeansIdle(now: number, previousRequestAt: number | undefined, keepaliveMs: number | undefined): boolean {
+  return previousRequestAt !== undefined && keepaliveMs !== undefined && now - previousRequestAt >= keepaliveMs
+}
+
 /** Door statuses of a keepalive body (设备心跳保活包 请求参数). */
 export function parseKeepalive(body: Json): DoorStatus {
   const relay = num(body.RelayStatus)
@@ -245,6 +255,8 @@ export interface WorkSettings {
   timeZoneHours?: number
   /** PeopleStorageInfo.Person.Current: how many people the device holds. */
   peopleCount?: number
+  /** The keepalive interval it runs with (ms). */
+  keepaliveMs?: number
 }
 
 /**
@@ -265,12 +277,15 @@ export function parseWorkSettings(body: Json): WorkSettings {
   const tz = num(body.TimeZone)
   const storage = isObject(body.PeopleStorageInfo) && isObject(body.PeopleStorageInfo.Person) ? num(body.PeopleStorageInfo.Person.Current) : NaN
   const sn = str(body.DeviceSN ?? body.SN)
+  // the UploadWorkSetting example has KeepaliveTime and HTTPClient_KeepaliveTime (30 both); the HTTP client's is the one this protocol runs on
+  const keepalive = num(body.HTTPClient_KeepaliveTime ?? body.KeepaliveTime)
   return {
     sn: sn || undefined,
     device,
     sections,
     timeZoneHours: Number.isInteger(tz) && Math.abs(tz) <= 14 ? tz : undefined,
     peopleCount: Number.isInteger(storage) && storage >= 0 ? storage : undefined,
+    keepaliveMs: Number.isFinite(keepalive) && keepalive > 0 ? keepalive * 1000 : undefined,
   }
 }
 

@@ -222,6 +222,7 @@ export class Httpv2Delivery {
   uploadSetting(state: DeviceState, body: Json): Json {
     const w = parseWorkSettings(body)
     if (w.timeZoneHours !== undefined) state.tzHours = w.timeZoneHours
+    if (w.keepaliveMs !== undefined) state.keepaliveMs = w.keepaliveMs
     let job = state.job
     if (!job) {
       // a device uploads its settings at boot and on change: that answers a queued `info` too

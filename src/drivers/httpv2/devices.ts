@@ -110,6 +110,9 @@ export interface DeviceState {
   /** The previous request and what we handed over in it (a repeat gets the same). */
   last?: { endpoint: Endpoint; answer?: Json }
   tzHours?: number
+  /** When this gateway last heard from it, and its keepalive interval from its work settings (record collection). */
+  requestAt?: number
+  keepaliveMs?: number
   /** What the device told us about its people (PushPeople / RegisterIdentifyTicketResult). */
   people: Map<string, { detail: Json; hasFace: boolean }>
   lock: Promise<unknown>

@@ -28,7 +28,7 @@
  * state and the command it is working on.
  */
 import type { GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, Route } from '../../types/gateway.js'
-import { errorAnswer, isObject, jsonPart, parseKeepalive, snOf, unknownDeviceAnswer, type DoorStatus } from './codec.js'
+import { errorAnswer, isObject, jsonPart, keepaliveMeansIdle, parseKeepalive, snOf, unknownDeviceAnswer, type DoorStatus } from './codec.js'
 import { Httpv2Delivery } from './delivery.js'
 import { Httpv2Devices, type DeviceState, type Endpoint, type Reply } from './devices.js'
 import { Httpv2People } from './people.js'
@@ -121,12 +121,16 @@ class Httpv2Gateway {
     // the previous request, and acknowledgement of a hand-over by any request of another kind
     const prev = state.last
     state.last = { endpoint }
+    const now = Date.now()
+    const previousAt = state.requestAt
+    state.requestAt = now
     const repeat = prev?.endpoint === endpoint ? prev.answer : undefined
     const job = state.job
     if (job && job.ackVia && job.ackVia !== endpoint) this.devices.finish(state, job, 'acknowledged', { message: job.ackMessage })
     const body = isObject(req.json) ? req.json : undefined
     switch (endpoint) {
       case 'keepalive':
+        this.ctx.heartbeat(state.entry, { idle: keepaliveMeansIdle(now, previousAt, state.keepaliveMs) })
         return this.delivery.keepalive(state)
       case 'remote':
         return this.delivery.remoteCommand(state, repeat)

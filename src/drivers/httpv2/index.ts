@@ -11,5 +11,5 @@ import { configSections, kinds } from './rules.js'
 export { personRules, recordExtras, settingsSchema } from './rules.js'
 
 export function createDriver(device: DeviceEntry, env: DriverEnv): DeviceDriver {
-  return new PushDriver(device, env, { protocol: 'httpv2', kinds, configSections: [...configSections] })
+  return new PushDriver(device, env, { protocol: 'httpv2', kinds, configSections: [...configSections], repostAll: true })
 }

@@ -225,6 +225,7 @@ class PlatformGateway {
         const info: Record<string, unknown> = { mode: 'platform' }
         if (hb.serverUrl) info.serverUrl = hb.serverUrl
         this.ctx.touch(entry, address, info)
+        this.ctx.heartbeat(entry)
       } else {
         this.ctx.touch(entry, address)
       }

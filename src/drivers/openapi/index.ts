@@ -103,6 +103,8 @@ class PlatformDriver implements DeviceDriver {
   async snapshot(ctx: OperationContext): Promise<OpResult & { photo?: Buffer }> { return (await this.get()).snapshot(ctx) }
   async checkFace(photoPath: string, ctx: OperationContext): Promise<OpResult & { exists?: boolean }> { return (await this.get()).checkFace(photoPath, ctx) }
 
+  async collectRecords(ctx: OperationContext, opts?: { repost?: boolean }): Promise<void> { return (await this.get()).collectRecords?.(ctx, opts) }
+
   pullRecords(query: PullQuery, ctx: OperationContext): RecordPull {
     let pull: RecordPull | undefined
     const get = () => this.get()

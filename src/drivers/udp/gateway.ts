@@ -174,6 +174,7 @@ class UdpGateway {
     // durable for `info` after a restart; written only when something changed
     if (!prev || (Object.keys(info) as (keyof Heartbeat)[]).some((k) => prev[k] !== hb[k])) this.ctx.setState(dev.name, 'heartbeat', { ...hb, at: dev.heardAt })
     reply(true)
+    this.ctx.heartbeat(entry)
     this.delivery.service(dev)
   }
 }

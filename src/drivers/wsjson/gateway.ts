@@ -61,7 +61,7 @@ class WsjsonGateway {
   private readonly delivery: WsjsonDelivery
 
   constructor(private readonly ctx: GatewayContext, opts: WsjsonOptions) {
-    const heartbeatSeconds = opts.heartbeatSeconds ?? 30
+    const heartbeatSeconds = opts.heartbeatSeconds ?? envHeartbeatSeconds() ?? 30
     this.devices = new WsjsonDevices(ctx, {
       heartbeatSeconds,
       maxResends: opts.maxResends ?? 2,
@@ -231,6 +231,7 @@ class WsjsonGateway {
   }
 
   private heartbeat(state: DeviceState, conn: Conn, time: string | undefined): void {
+    this.ctx.heartbeat(state.entry)
     const offset = estimateOffset(time, Date.now())
     if (offset !== undefined && offset !== state.offset) {
       state.offset = offset
@@ -251,6 +252,12 @@ class WsjsonGateway {
   hasDevice(device: string): boolean {
     return this.devices.states.get(device)?.conn !== undefined
   }
+}
+
+/** DOORCTL_WSJSON_HEARTBEAT_S: the interval given to devices (whole seconds, as 3.2.1's "interval" is), for sites that want quicker one-shot collection. */
+function envHeartbeatSeconds(): number | undefined {
+  const n = Number(process.env.DOORCTL_WSJSON_HEARTBEAT_S)
+  return Number.isInteger(n) && n > 0 ? n : undefined
 }
 
 function rawText(data: RawData): string {
