@@ -11,6 +11,7 @@ export default class DeviceAdd extends DoorctlCommand {
     'doorctl device add door-1 --protocol openapi --host 127.0.0.1 --password-stdin < password.txt',
     'doorctl device add lobby --protocol httpv2 --sn FC-8200H12345678 --tag hq',
     'doorctl device add gate-3 --protocol udp --community 12 --code 3',
+    'doorctl device add tokyo-1 --protocol httpv2 --sn FC-8200H87654321 --tz Asia/Tokyo',
   ]
   static override args = { name: Args.string({ description: 'a name for the device (letters, digits, . _ -)', required: true }) }
   static override flags = {
@@ -30,6 +31,7 @@ export default class DeviceAdd extends DoorctlCommand {
     'device-secret': Flags.string({ description: 'best: device secret (devKey is derived from it)' }),
     'broker-key': Flags.string({ description: 'best: getBrokerServer secretKey' }),
     tag: Flags.string({ char: 't', description: 'tag (repeatable)', multiple: true }),
+    tz: Flags.string({ description: "the device clock's IANA time zone, e.g. Asia/Shanghai (default: this machine's zone)" }),
   }
 
   async run() {
@@ -44,7 +46,7 @@ export default class DeviceAdd extends DoorctlCommand {
     const built = buildDeviceEntry({
       name: args.name, protocol, host: flags.host, port: flags.port?.toString(), wsPort: flags['ws-port']?.toString(), password,
       sn: flags.sn, community: flags.community, code: flags.code, transport: flags.transport, tags: flags.tag,
-      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'],
+      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'], tz: flags.tz,
     })
     if (!built.entry) throw new InputError(built.problems.map((p) => ({ ...p, file: 'flags', field: p.field ? `--${p.field.replace('_', '-')}` : undefined })))
     const replaced = this.inventory.get(args.name) !== undefined

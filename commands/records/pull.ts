@@ -1,10 +1,10 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
-import { targetFlags } from '../../src/cli/flags.js'
+import { renderZoneFlags, targetFlags } from '../../src/cli/flags.js'
 import { UsageError } from '../../src/types/errors.js'
 import { exportRecords } from '../../src/ops/records-export.js'
 import { RECORD_FORMATS, type RecordFormat } from '../../src/ops/record-writer.js'
-import { parseTime } from '../../src/util/time.js'
+import { parseTime, parseTimeZone } from '../../src/util/time.js'
 
 export default class RecordsPull extends DoorctlCommand {
   static override description = 'Export access records (incrementally with --since last)'
@@ -12,10 +12,13 @@ export default class RecordsPull extends DoorctlCommand {
     'doorctl records pull door-1 --since last --output records-$(date +%F).csv',
     'doorctl records pull --all --since 2026-11-01 --until 2026-11-30 --format ndjson --output november.ndjson',
     'doorctl records pull door-1 --since last --photos ./photos --output today.csv',
+    'doorctl records pull --tag tokyo --since 2026-11-01 --tz Europe/Berlin --output report.csv',
+    'doorctl records pull --all --since last --utc --format ndjson --output records.ndjson',
   ]
   static override strict = false
   static override flags = {
     ...targetFlags,
+    ...renderZoneFlags,
     since: Flags.string({ description: 'ISO 8601 date or time, or "last": continue after the previous --since last pull of each device' }),
     until: Flags.string({ description: 'ISO 8601 date or time (default: now)' }),
     format: Flags.string({ description: 'output format', options: [...RECORD_FORMATS] }),
@@ -25,6 +28,7 @@ export default class RecordsPull extends DoorctlCommand {
 
   async run() {
     const { argv, flags } = await this.parse(RecordsPull)
+    const zone = flags.utc ? 'UTC' : flags.tz !== undefined ? parseTimeZone(flags.tz, '--tz') : undefined
     const devices = this.targets(argv as string[], flags)
     const sinceLast = flags.since === 'last'
     const since = flags.since && !sinceLast ? parseTime(flags.since, '--since') : undefined
@@ -38,7 +42,7 @@ export default class RecordsPull extends DoorctlCommand {
     const result = await this.spin(`pulling records from ${devices.length} device(s)`, () =>
       exportRecords({
         home: this.home, env: this.env_, devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
-        sinceLast, since, until, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
+        sinceLast, since, until, zone, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
         jsonPrefix: embed ? '{"records":[' : undefined,
       }),
     )

@@ -22,3 +22,9 @@ export const targetFlags = {
 export const verboseFlag = {
   verbose: Flags.boolean({ char: 'v', description: 'log progress lines to stderr' }),
 }
+
+/** How record times are rendered (records pull, records watch): default each device's own zone. */
+export const renderZoneFlags = {
+  tz: Flags.string({ description: "render every time in this IANA zone (e.g. Europe/Berlin) instead of each device's own", exclusive: ['utc'] }),
+  utc: Flags.boolean({ description: 'render every time in UTC (+00:00)', exclusive: ['tz'] }),
+}

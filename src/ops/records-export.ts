@@ -28,6 +28,8 @@ export interface ExportOptions {
   /** Per-request budget, ms. */
   timeoutMs: number
   signal: AbortSignal
+  /** --tz ZONE / --utc: render every time in this zone rather than each device's own. */
+  zone?: string
   /** For --json with records on stdout: the JSON document opens with this instead of '['. */
   jsonPrefix?: string
 }
@@ -96,7 +98,7 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
             photo = r.photo.toString('base64')
           }
         }
-        await writer.write(recordRow(device.name, r, photo))
+        await writer.write(recordRow(device.name, r, photo, o.zone ?? device.tz))
         count++
       }
       remember()

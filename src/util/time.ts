@@ -165,3 +165,19 @@ export function explicitOffset(text: string): number | undefined {
   if (m[1].toUpperCase() === 'Z') return 0
   return (m[2] === '-' ? -1 : 1) * (Number(m[3]) * 60 + Number(m[4]))
 }
+
+/**
+ * parseTime, with a date or date-time that has no offset read as a wall time in `zone` (a device's
+ * own zone: `sync-time --time 08:00` means 08:00 on each door's clock). The offset to show is
+ * the one written, else the zone's at that instant.
+ */
+export function parseTimeInZone(text: string, what: string, zone: string): { date: Date; offsetMinutes: number } {
+  const parsed = parseTime(text, what)
+  const written = explicitOffset(text)
+  if (written !== undefined) return { date: parsed, offsetMinutes: written }
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?$/.exec(text.trim())
+  if (!m) return { date: parsed, offsetMinutes: zoneOffsetMinutes(zone, parsed.getTime()) }
+  const ms = m[7] ? Math.round(Number(m[7]) * 1000) : 0
+  const epoch = wallTimeToEpoch([+m[1], +m[2], +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0)], zone) + ms
+  return { date: new Date(epoch), offsetMinutes: zoneOffsetMinutes(zone, epoch) }
+}
