@@ -98,6 +98,11 @@ export interface PersonInfo {
   validFrom?: Date
   validTo?: Date
   hasPhoto: boolean
+  /**
+   * The face photo (JPEG), where the protocol's people list carries it (openapi UserObject.photo).
+   * Read one page at a time: a caller keeps it no longer than it needs (people copy writes it to a temp file).
+   */
+  photo?: Buffer
   /** Protocol extras worth showing (e.g. openapi userType 2 = visitor). */
   extras?: Record<string, string | number | boolean | null>
 }
