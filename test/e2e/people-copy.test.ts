@@ -47,7 +47,7 @@ describe('people copy across protocols (built binary, simulated devices on 127.0
     const imp = await run(['people', 'import', join(work.path, 'people.csv'), 'src', '--json'])
     expect(imp.code, imp.stdout + imp.stderr).toBe(0)
     expect(src.users().size).toBe(6)
-  })
+  }, 120_000)
   afterAll(async () => {
     await h2?.stop()
     await src?.close()
@@ -74,7 +74,7 @@ describe('people copy across protocols (built binary, simulated devices on 127.0
     const [unknown, self, badReport] = await Promise.all([
       run(['people', 'copy', 'src', 'dst', '--id', '999', '--json']),
       run(['people', 'copy', 'src', 'src', '--json']),
-      run(['people', 'copy', 'src', 'dst', '--id', '101', '--report', '/proc/nope/r.csv', '--json']),
+      run(['people', 'copy', 'src', 'dst', '--id', '101', '--report', join(work.path, 'people.csv', 'r.csv'), '--json']),
     ])
     expect(unknown.code, unknown.stdout).toBe(2)
     expect(unknown.json().error.message).toMatch(/no person with id 999/)
@@ -141,5 +141,5 @@ describe('people copy across protocols (built binary, simulated devices on 127.0
       expect([...t.plan.unchanged].sort()).toEqual(['101', '102', '104', '105'])
     }
     expect(dst.users().get('103')).toMatchObject({ name: 'Lee' })
-  })
+  }, 120_000)
 })
