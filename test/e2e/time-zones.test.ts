@@ -89,7 +89,7 @@ describe('a time zone per device (built binary, simulated devices on 127.0.0.1)'
       expect(sets[2]).toEqual({ SystemTime: seconds('2026-11-23T23:00:00Z'), TimeZone: 9 })
     }, 180_000)
 
-    it("records: a zone-less RecordDate is read as Tokyo time (not the device's +8), rendered +09:00; --utc", async () => {
+    it("records: a zone-less RecordDate is read as Tokyo wall time and rendered +09:00; --utc", async () => {
       const serve = startDoorctl(['serve', ...listen, '--json'], { home: home.path })
       try {
         await until(() => serve.out.stdout.includes('"ok":true'), 60_000, 'serve to start')
