@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startOpenapiSimulator, type OpenapiSimulator } from '../../src/simulators/openapi/index.js'
 import { createHttpv2Simulator, type Httpv2Simulator } from '../../src/simulators/httpv2/index.js'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { doorctl, freePort, startDoorctl, tempDir, until } from '../helpers.js'
 
 const seconds = (iso: string) => Date.parse(iso) / 1000
@@ -54,9 +56,18 @@ describe('a time zone per device (built binary, simulated devices on 127.0.0.1)'
       expect(bad.code).toBe(2)
       expect(bad.json().error.message).toMatch(/--tz "Nowhere\/Land" is not an IANA time zone/)
     }, 120_000)
+
+    it("people list shows validity times in the device's zone", async () => {
+      const csv = join(home.path, 'visitors.csv')
+      writeFileSync(csv, 'id,name,valid_from,valid_to\nv1,Visitor,2026-01-10T12:00:00Z,2026-07-10T12:00:00Z\n')
+      const imp = await run(['people', 'import', csv, 'ny', '--json'])
+      expect(imp.code, imp.stdout + imp.stderr).toBe(0)
+      const list = await run(['people', 'list', 'ny', '--json'])
+      expect(list.json().results[0].people.find((p: { id: string }) => p.id === 'v1')).toMatchObject({ valid_from: '2026-01-10T07:00:00-05:00', valid_to: '2026-07-10T08:00:00-04:00' })
+    }, 120_000)
   })
 
-  describe('an httpv2 device in Asia/Tokyo (its own TimeZone setting says +8)', () => {
+  describe('an httpv2 device in Asia/Tokyo', () => {
     let sim: Httpv2Simulator
     let listen: string[]
     beforeAll(async () => {
