@@ -142,4 +142,15 @@ describe('people copy across protocols (built binary, simulated devices on 127.0
     }
     expect(dst.users().get('103')).toMatchObject({ name: 'Lee' })
   }, 120_000)
+
+  it('httpv2 → openapi: httpv2 lists only say who has a face, so those people are copied without it, and the report says so', async () => {
+    const report = join(work.path, 'from-h2.csv')
+    const r = await run(['people', 'copy', 'h2', 'dst', '--id', '101', '--id', '103', '--report', report, '--json', '--timeout', '30s'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.json()).toMatchObject({ ok: true, source: 'h2', people: 2, photos: 0, without_photo: 1 })
+    const rows = parse(readFileSync(report), { columns: true }) as Record<string, string>[]
+    expect(rows.find((x) => x.id === '101')).toMatchObject({ device: 'dst', status: 'ok', message: expect.stringMatching(/photo not copied: httpv2 people lists do not carry photos/) })
+    expect(rows.find((x) => x.id === '103')?.message).not.toMatch(/photo/)
+    expect(dst.users().get('101')).toMatchObject({ name: '张伟', icNumber: '5001' })
+  }, 120_000)
 })
