@@ -9,6 +9,7 @@
 //                                       bench/conn-load.js); `node bench/run.js render` only re-renders RESULTS.md
 //   node bench/run.js fleet             sync-time and reboot --no-wait on 1,000 httpv2 doors through serve
 //                                       (bench/fleet.js; BENCH_FLEET_DEVICES; BENCH_LABEL names the run)
+//   node bench/run.js copy              people copy of 5,000 people with 60 KB photos against people import of the same (bench/copy.js; BENCH_COPY_PEOPLE)
 //   node bench/run.js store             store primitives: embedded SQLite before/after the Store interface, and
 //                                       PostgreSQL when installed (bench/store.js; size BENCH_STORE_OPS)
 //
@@ -33,6 +34,7 @@ import { writePeopleCsv } from './gen-people.js'
 import { benchFleet, renderFleet } from './fleet.js'
 import { benchStore, renderStore } from './store.js'
 import { benchProvision, renderProvision } from './provision.js'
+import { benchCopy, renderCopy } from './copy.js'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -44,7 +46,7 @@ const RESULTS_MD = join(BENCH, 'RESULTS.md')
 const PASSWORD = 'bench-Pa55word'
 const NODE = process.execPath
 
-const DEFAULTS = { records: 1_000_000, pullLatencyMs: 5, pullRounds: 3, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000, udpDevices: 10_000, wsjsonDevices: 2000, bestDevices: 2000, fleetDevices: 1000, storeOps: 2000, doors: 50 }
+const DEFAULTS = { records: 1_000_000, pullLatencyMs: 5, pullRounds: 3, people: 10_000, bigPeople: 100_000, startupRuns: 15, devices: 2000, udpDevices: 10_000, wsjsonDevices: 2000, bestDevices: 2000, fleetDevices: 1000, storeOps: 2000, doors: 50, copyPeople: 5000 }
 const intEnv = (name, def) => {
   const v = process.env[name]
   if (v === undefined || v === '') return def
@@ -66,6 +68,7 @@ const SIZES = {
   fleetDevices: intEnv('BENCH_FLEET_DEVICES', DEFAULTS.fleetDevices),
   storeOps: intEnv('BENCH_STORE_OPS', DEFAULTS.storeOps),
   doors: intEnv('BENCH_DOORS', DEFAULTS.doors),
+  copyPeople: intEnv('BENCH_COPY_PEOPLE', DEFAULTS.copyPeople),
 }
 const CHILD_TIMEOUT_MS = 240_000
 
@@ -671,7 +674,7 @@ function renderValidate(e) {
   ].join('\n\n')
 }
 
-const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }), provision: (e) => renderProvision(e, { stamp, table, f0, f1, f2, verdict }) }
+const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }), provision: (e) => renderProvision(e, { stamp, table, f0, f1, f2, verdict }), copy: (e) => renderCopy(e, { f1, f2, table, stamp }) }
 
 function autoNotes(all) {
   const notes = []
@@ -740,7 +743,7 @@ function render(all) {
     'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
-  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store', 'provision']
+  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store', 'provision', 'copy']
   for (const name of ORDER) {
     const e = all[name]
     if (!e) {
@@ -1046,6 +1049,7 @@ const fleetHelpers = { runNode, startServe, importInventory, failure, childEnv, 
 const BENCHES = {
   startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway, udp: benchUdp, wsjson: () => benchConn('wsjson'), bestm: () => benchConn('bestm'),
   fleet: (previous) => benchFleet(fleetHelpers, previous), store: () => benchStore({ ops: SIZES.storeOps, log }),
+  copy: () => benchCopy({ runNode, startSim, freshHome, failure, log, work, sizes: SIZES, root: ROOT, run: RUN, password: PASSWORD }),
   provision: () => benchProvision({ runNode, failure, childEnv, work, RUN, BENCH, NODE, ROOT, doors: SIZES.doors }),
 }
 
@@ -1120,6 +1124,7 @@ function sizesFor(name) {
   if (name === 'fleet') return { fleetDevices: SIZES.fleetDevices }
   if (name === 'store') return { storeOps: SIZES.storeOps }
   if (name === 'provision') return { doors: SIZES.doors }
+  if (name === 'copy') return { copyPeople: SIZES.copyPeople }
   return { bigPeople: SIZES.bigPeople }
 }
 

@@ -14,6 +14,7 @@ export default class DeviceAdd extends DoorctlCommand {
     'doorctl device add door-1 --protocol openapi --host 127.0.0.1 --password-stdin < password.txt --test',
     'doorctl device add lobby --protocol httpv2 --sn FC-8200H12345678 --tag hq',
     'doorctl device add gate-3 --protocol udp --community 12 --code 3',
+    'doorctl device add tokyo-1 --protocol httpv2 --sn FC-8200H87654321 --tz Asia/Tokyo',
   ]
   static override args = { name: Args.string({ description: 'a name for the device (letters, digits, . _ -); asked on a terminal when missing' }) }
   static override flags = {
@@ -36,6 +37,7 @@ export default class DeviceAdd extends DoorctlCommand {
     test: Flags.boolean({ description: 'test the connection once added (on a terminal you are asked; --no-test skips)', allowNo: true }),
     'test-timeout': Flags.string({ description: 'connection test: how long to wait (push-style devices must call the gateway within it)', default: '60s' }),
     ...listenerFlags,
+    tz: Flags.string({ description: "the device clock's IANA time zone, e.g. Asia/Shanghai (default: this machine's zone)" }),
   }
 
   async run() {
@@ -44,7 +46,7 @@ export default class DeviceAdd extends DoorctlCommand {
     let input: DeviceInput = {
       name: args.name, protocol: flags.protocol, host: flags.host, port: flags.port?.toString(), wsPort: flags['ws-port']?.toString(), password,
       sn: flags.sn, community: flags.community, code: flags.code, transport: flags.transport, tags: flags.tag,
-      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'],
+      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'], tz: flags.tz,
     }
     if (this.canPrompt && missingAnything(input)) input = await askDeviceInput(input)
     const built = buildDeviceEntry(input)

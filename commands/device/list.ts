@@ -31,11 +31,11 @@ export default class DeviceList extends DoorctlCommand {
     const presence = new Map(known.presence.map((p) => [p.device, p]))
     const rows = devices.map((d) => {
       const p = presence.get(d.name)
-      return { name: d.name, protocol: d.protocol, address: identityOf(d), tags: d.tags, online: p ? p.online : null, last_seen: p?.lastSeen ?? null, peer: p?.address ?? null }
+      return { name: d.name, protocol: d.protocol, address: identityOf(d), tags: d.tags, tz: d.tz ?? null, online: p ? p.online : null, last_seen: p?.lastSeen ?? null, peer: p?.address ?? null }
     })
     if (!this.jsonEnabled()) {
       if (rows.length === 0) this.log('no devices; add one with `doorctl device add`')
-      else renderTable(['NAME', 'PROTOCOL', 'ADDRESS', 'TAGS', 'ONLINE', 'LAST SEEN'], rows.map((r) => [r.name, r.protocol, r.address, r.tags.join(','), r.online === null ? '-' : r.online ? 'yes' : 'no', r.last_seen ?? '-']))
+      else renderTable(['NAME', 'PROTOCOL', 'ADDRESS', 'TAGS', 'TZ', 'ONLINE', 'LAST SEEN'], rows.map((r) => [r.name, r.protocol, r.address, r.tags.join(','), r.tz ?? 'local', r.online === null ? '-' : r.online ? 'yes' : 'no', r.last_seen ?? '-']))
     }
     return { ok: true, gateway_running: known.running, devices: rows }
   }

@@ -3,7 +3,7 @@ import { stringify } from 'csv-stringify/sync'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { targetFlags } from '../../src/cli/flags.js'
 import { renderTable } from '../../src/cli/render.js'
-import { isoWithOffset } from '../../src/util/time.js'
+import { isoInZone, isoWithOffset } from '../../src/util/time.js'
 import type { PersonInfo } from '../../src/types/driver.js'
 
 const COLUMNS = ['id', 'name', 'card', 'phone', 'department', 'role', 'valid_from', 'valid_to', 'has_photo'] as const
@@ -26,7 +26,7 @@ export default class PeopleList extends DoorctlCommand {
       return runOnTargets(devices, { ...this.runOptions(flags), perRequest: true, progress }, async (d, ctx, device) => {
         const people: ReturnType<typeof row>[] = []
         for await (const p of d.listPeople(ctx)) {
-          people.push(row(p))
+          people.push(row(p, device.tz))
           progress?.advance(device.name)
         }
         return { message: `${people.length} people`, fields: { count: people.length, people } }
@@ -45,10 +45,12 @@ export default class PeopleList extends DoorctlCommand {
   }
 }
 
-function row(p: PersonInfo) {
+/** Validity times in the device's zone (--tz of device add), else this machine's. */
+function row(p: PersonInfo, zone: string | undefined) {
+  const time = (d: Date | undefined) => (!d ? '' : zone ? isoInZone(d, zone) : isoWithOffset(d))
   return {
     id: p.id, name: p.name, card: p.card, phone: p.phone, department: p.department, role: p.role,
-    valid_from: p.validFrom ? isoWithOffset(p.validFrom) : '', valid_to: p.validTo ? isoWithOffset(p.validTo) : '', has_photo: p.hasPhoto,
+    valid_from: time(p.validFrom), valid_to: time(p.validTo), has_photo: p.hasPhoto,
     // protocol extras (e.g. wsjson: enrolled on the device itself) in --json only; CSV keeps the CLI.md columns
     ...(p.extras && Object.keys(p.extras).length > 0 ? { extras: p.extras } : {}),
   }

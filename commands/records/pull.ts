@@ -1,11 +1,11 @@
 import { Flags } from '@oclif/core'
 import { DoorctlCommand } from '../../src/cli/base-command.js'
-import { targetFlags } from '../../src/cli/flags.js'
+import { renderZoneFlags, targetFlags } from '../../src/cli/flags.js'
 import { boundHeapGrowth } from '../../src/cli/heap.js'
 import { UsageError } from '../../src/types/errors.js'
 import { exportRecords } from '../../src/ops/records-export.js'
 import { RECORD_FORMATS, type RecordFormat } from '../../src/ops/record-writer.js'
-import { parseTime } from '../../src/util/time.js'
+import { parseTime, parseTimeZone } from '../../src/util/time.js'
 import type { ProgressListener } from '../../src/types/progress.js'
 
 export default class RecordsPull extends DoorctlCommand {
@@ -19,10 +19,13 @@ export default class RecordsPull extends DoorctlCommand {
       command: 'doorctl records pull --all --since last --timeout 5m --output records-$(date +%F).csv',
     },
     { description: 'An httpv2 door uploads every record it holds again (a backfill)', command: 'doorctl records pull door-7 --since last --repost --timeout 10m --output backfill.csv' },
+    'doorctl records pull --tag tokyo --since 2026-11-01 --tz Europe/Berlin --output report.csv',
+    'doorctl records pull --all --since last --utc --format ndjson --output records.ndjson',
   ]
   static override strict = false
   static override flags = {
     ...targetFlags,
+    ...renderZoneFlags,
     since: Flags.string({ description: 'ISO 8601 date or time, or "last": continue after the previous --since last pull of each device' }),
     until: Flags.string({ description: 'ISO 8601 date or time (default: now)' }),
     format: Flags.string({ description: 'output format', options: [...RECORD_FORMATS] }),
@@ -34,6 +37,7 @@ export default class RecordsPull extends DoorctlCommand {
   async run() {
     const { argv, flags } = await this.parse(RecordsPull)
     boundHeapGrowth()
+    const zone = flags.utc ? 'UTC' : flags.tz !== undefined ? parseTimeZone(flags.tz, '--tz') : undefined
     const devices = this.targets(argv as string[], flags)
     const sinceLast = flags.since === 'last'
     const since = flags.since && !sinceLast ? parseTime(flags.since, '--since') : undefined
@@ -47,7 +51,7 @@ export default class RecordsPull extends DoorctlCommand {
     const pull = (progress?: ProgressListener) =>
       exportRecords({
         home: this.home, env: this.driverEnv(flags), devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
-        sinceLast, since, until, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
+        sinceLast, since, until, zone, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
         repost: flags.repost, jsonPrefix: embed ? '{"records":[' : undefined, progress,
       })
     // records scrolling on the terminal are their own progress

@@ -26,3 +26,9 @@ export const verboseFlag = {
 const { 'no-wait': _noWait, ...waitingTargetFlags } = targetFlags
 /** Target flags of commands that need the devices' answers to go on (a plan reads before it writes): no --no-wait. */
 export const answeredTargetFlags = waitingTargetFlags
+
+/** How record times are rendered (records pull, records watch): default each device's own zone. */
+export const renderZoneFlags = {
+  tz: Flags.string({ description: "render every time in this IANA zone (e.g. Europe/Berlin) instead of each device's own", exclusive: ['utc'] }),
+  utc: Flags.boolean({ description: 'render every time in UTC (+00:00)', exclusive: ['tz'] }),
+}

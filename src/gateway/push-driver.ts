@@ -5,6 +5,7 @@ import type {
 } from '../types/driver.js'
 import type { DriverEnv } from '../types/driver-module.js'
 import { toPersonPayload } from './payloads.js'
+import { deviceOffsetAt } from '../util/time.js'
 import { GatewayStore } from '../store/gateway-store.js'
 import type { CommandKind, QueuedCommand } from '../types/gateway.js'
 
@@ -93,8 +94,9 @@ export class PushDriver implements DeviceDriver {
 
   open(mode: OpenMode, ctx: OperationContext) { return this.op('open', { mode }, ctx) }
   reboot(ctx: OperationContext) { return this.op('reboot', {}, ctx) }
-  syncTime(time: Date, ctx: OperationContext) {
-    return this.op('syncTime', { epochMs: time.getTime(), utcOffsetMinutes: -time.getTimezoneOffset() }, ctx)
+  syncTime(time: Date, ctx: OperationContext, utcOffsetMinutes?: number) {
+    const offset = utcOffsetMinutes ?? deviceOffsetAt({ zone: this.device.tz }, time.getTime())
+    return this.op('syncTime', { epochMs: time.getTime(), utcOffsetMinutes: offset }, ctx)
   }
 
   async info(ctx: OperationContext): Promise<Record<string, unknown>> {

@@ -57,7 +57,7 @@ async function validatePass(input: TextInput, opts: PeopleCsvOptions, withLines:
   }
   // a piped CSV (`<(make-csv)`) has no folder of its own: its photos are relative to the current one
   const photoBase = opts.photosDir ?? (input.piped ? process.cwd() : dirname(resolve(file)))
-  const maxPhoto = Math.min(...opts.rules.map((r) => r.maxPhotoBytes), Number.MAX_SAFE_INTEGER)
+  const maxPhoto = maxPhotoBytesOf(opts.rules)
 
   let header: string[] | undefined
   const source = input.open()
@@ -148,8 +148,21 @@ function validateRow(
       bad(c, `"${v}" is not an ISO 8601 date or date-time (e.g. 2026-12-31 or 2026-12-31T18:00:00+08:00)`)
     }
   }
-  if (p.validFrom && p.validTo && p.validFrom > p.validTo) bad('valid_to', 'valid_to is before valid_from')
+  const photo = get('photo')
+  const photoPath = photo === undefined ? undefined : isAbsolute(photo) ? photo : resolve(photoBase, photo)
+  checkPerson({ ...p, photoPath }, rules, maxPhoto, (field, msg) => bad(field, field === 'photo' ? `${photo}: ${msg}` : msg))
+  if (photoPath !== undefined && ok) p.photoPath = photoPath
+  return ok ? p : undefined
+}
 
+/**
+ * Checks one person against every target protocol's rules (required fields, id and field
+ * patterns, lengths, the photo file): what `people import` checks per CSV row and `people copy`
+ * per person read from the source, before anything is sent. `bad` gets the column and the reason.
+ */
+export function checkPerson(p: Person, rules: readonly PersonRules[], maxPhoto: number, bad: (field: string, message: string) => void): void {
+  const id = p.id
+  if (p.validFrom && p.validTo && p.validFrom > p.validTo) bad('valid_to', 'valid_to is before valid_from')
   for (const r of rules) {
     for (const f of r.required) if (!p[f]) bad(f, `${f} is required for ${r.protocol} devices`)
     if (r.idPattern && !r.idPattern.re.test(id)) bad('id', `id "${id}" is not valid for ${r.protocol} devices: ${r.idPattern.description}`)
@@ -165,13 +178,13 @@ function validateRow(
       if (len > limit) bad(c, `${c} is ${len} ${r.lengthInBytes ? 'bytes' : 'characters'}; ${r.protocol} devices take at most ${limit}`)
     }
   }
-
-  const photo = get('photo')
-  if (photo !== undefined) {
-    const path = isAbsolute(photo) ? photo : resolve(photoBase, photo)
-    const problem = checkJpeg(path, maxPhoto)
-    if (problem) bad('photo', `${photo}: ${problem}`)
-    else p.photoPath = path
+  if (p.photoPath !== undefined) {
+    const problem = checkJpeg(p.photoPath, maxPhoto)
+    if (problem) bad('photo', problem)
   }
-  return ok ? p : undefined
+}
+
+/** The largest photo every one of these protocols accepts. */
+export function maxPhotoBytesOf(rules: readonly PersonRules[]): number {
+  return Math.min(...rules.map((r) => r.maxPhotoBytes), Number.MAX_SAFE_INTEGER)
 }

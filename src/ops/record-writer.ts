@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import { stringify } from 'csv-stringify/sync'
-import { isoWithOffset } from '../util/time.js'
+import { isoInZone, isoWithOffset } from '../util/time.js'
 import { Utf8Batch } from '../util/utf8-batch.js'
 import type { AccessRecord } from '../types/driver.js'
 
@@ -12,12 +12,16 @@ export const BASE_RECORD_COLUMNS = ['device', 'record_id', 'time', 'user_id', 'n
 
 export type RecordRow = Record<string, string | number | boolean | null>
 
-/** One access record as an output row: the CLI.md columns, protocol extras, then `photo`. */
-export function recordRow(device: string, r: AccessRecord, photo: string): RecordRow {
+/**
+ * One access record as an output row: the CLI.md columns, protocol extras, then `photo`. `zone`
+ * (--tz, --utc, else the device's own --tz) renders the time with that zone's offset at the
+ * record's instant; without one, the offset the device gave, else this machine's.
+ */
+export function recordRow(device: string, r: AccessRecord, photo: string, zone?: string): RecordRow {
   return {
     device,
     record_id: r.recordId,
-    time: isoWithOffset(r.time, r.utcOffsetMinutes),
+    time: zone ? isoInZone(r.time, zone) : isoWithOffset(r.time, r.utcOffsetMinutes),
     user_id: r.userId,
     name: r.name,
     type: r.type,

@@ -33,6 +33,8 @@ export interface ExportOptions {
   signal: AbortSignal
   /** Ask push-style devices that can to upload every record they hold again (--repost). */
   repost?: boolean
+  /** --tz ZONE / --utc: render every time in this zone rather than each device's own. */
+  zone?: string
   /** For --json with records on stdout: the JSON document opens with this instead of '['. */
   jsonPrefix?: string
   /** Told of every device's start and end and of each record exported. */
@@ -84,6 +86,8 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
     const base = { device: device.name, protocol: device.protocol }
     const ctx = contextFor(device, { signal: o.signal, timeoutMs: o.timeoutMs }, o.env.log, false)
     const driver = drivers.get(device.name)!
+    // --tz/--utc, else the device's own zone, else the offset each record carries
+    const zone = o.zone ?? device.tz
     const collectError = await collecting.get(device.name)
     const query: PullQuery = { since: o.since, until: o.until }
     if (o.sinceLast && previous[device.name]?.protocol === device.protocol) query.after = previous[device.name].cursor
@@ -107,7 +111,7 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
         const files = o.photosDir ? await writePhotos(o.photosDir, device.name, batch) : undefined
         // a photo is a file name with --photos, else base64 in the row
         const photo = (r: AccessRecord, i: number): string => (files ? (files[i] ?? '') : r.photo?.length ? r.photo.toString('base64') : '')
-        await writer.writeRows(n, (i) => recordRow(device.name, batch[i]!, photo(batch[i]!, i)))
+        await writer.writeRows(n, (i) => recordRow(device.name, batch[i]!, photo(batch[i]!, i), zone))
         count += n
         cursor = pull.cursor()
         o.progress?.advance(device.name, n)

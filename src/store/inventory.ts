@@ -3,6 +3,7 @@ import Conf from 'conf'
 import { UsageError, type InputProblem } from '../types/errors.js'
 import { isoWithOffset } from '../util/time.js'
 import { PROTOCOLS, type DeviceEntry, type Protocol } from '../types/driver.js'
+import { canonicalZone } from '../util/time.js'
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 export const TAG_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
@@ -81,6 +82,8 @@ export interface DeviceInput {
   productId?: string
   deviceSecret?: string
   brokerKey?: string
+  /** IANA time zone (Asia/Shanghai) */
+  tz?: string
 }
 
 /**
@@ -104,6 +107,12 @@ export function buildDeviceEntry(input: DeviceInput, where: Omit<InputProblem, '
   const wsPort = parsePort(input.wsPort, 'ws_port', bad)
   const entry: DeviceEntry = { name, protocol, tags: [...new Set(tags)], addedAt: isoWithOffset(new Date()) }
   const text = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim())
+  const tz = text(input.tz)
+  if (tz !== undefined) {
+    const zone = canonicalZone(tz)
+    if (zone) entry.tz = zone
+    else bad('tz', `"${tz}" is not an IANA time zone (e.g. Asia/Shanghai, America/New_York, UTC)`)
+  }
 
   switch (protocol) {
     case 'openapi': {

@@ -36,6 +36,8 @@ export interface DeviceEntry {
   productId?: string
   deviceSecret?: string
   brokerKey?: string
+  /** IANA time zone of the device's clock (--tz); absent = this machine's zone. */
+  tz?: string
   addedAt?: string
 }
 
@@ -96,6 +98,11 @@ export interface PersonInfo {
   validFrom?: Date
   validTo?: Date
   hasPhoto: boolean
+  /**
+   * The face photo (JPEG), where the protocol's people list carries it (openapi UserObject.photo).
+   * Read one page at a time: a caller keeps it no longer than it needs (people copy writes it to a temp file).
+   */
+  photo?: Buffer
   /** Protocol extras worth showing (e.g. openapi userType 2 = visitor). */
   extras?: Record<string, string | number | boolean | null>
 }
@@ -167,7 +174,12 @@ export interface DeviceDriver {
   readonly protocol: Protocol
   open(mode: OpenMode, ctx: OperationContext): Promise<OpResult>
   reboot(ctx: OperationContext): Promise<OpResult>
-  syncTime(time: Date, ctx: OperationContext): Promise<OpResult>
+  /**
+   * Sets the clock to `time`. Protocols that take a local time (with a zone) get `time` as the
+   * wall time at `utcOffsetMinutes` east of UTC (given: --time's written offset or the device's
+   * zone at that instant; absent: the device's zone).
+   */
+  syncTime(time: Date, ctx: OperationContext, utcOffsetMinutes?: number): Promise<OpResult>
   info(ctx: OperationContext): Promise<Record<string, unknown>>
   /** Sections the protocol has (openapi: network, smartface, perpara). */
   configSections(): string[]

@@ -176,6 +176,10 @@ describe('times (#11)', () => {
     expect(parseDeviceTime('2024-06-26 00:00:00Z', 120)).toEqual({ ms: Date.UTC(2024, 5, 26), offset: 0 })
     expect(parseDeviceTime('1719360000', 60)).toEqual({ ms: 1719360000000, offset: 60 })
     expect(parseDeviceTime('yesterday', 0)).toBeUndefined()
+    // the device's --tz zone reads a time without an offset, and gives the offset of that instant
+    expect(parseDeviceTime('2026-07-01T09:00:00', { zone: 'America/New_York', offsetMinutes: 480 })).toEqual({ ms: Date.UTC(2026, 6, 1, 13), offset: -240 })
+    expect(parseDeviceTime('2026-01-05 09:00:00', { zone: 'America/New_York' })).toEqual({ ms: Date.UTC(2026, 0, 5, 14), offset: -300 })
+    expect(parseDeviceTime('2026-07-01T09:00:00+08:00', { zone: 'America/New_York' })).toEqual({ ms: Date.UTC(2026, 6, 1, 1), offset: 480 })
     expect(parseDeviceTime('2024-13-01T00:00:00+08:00', 0)).toBeUndefined()
   })
 })

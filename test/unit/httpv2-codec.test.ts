@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import {
   authorizationAnswer, deleteAllAnswer, deletePeopleAnswer, downloadPeopleAnswer, downloadSettingAnswer, errorAnswer, expirationDate,
-  identifyRecord, keepaliveAnswer, limitOf, MAX_EXPIRATION, parseDeleteResult, parseDownloadResult, parseJsonText, parseKeepalive,
+  deviceClock, identifyRecord, keepaliveAnswer, limitOf, MAX_EXPIRATION, parseDeleteResult, parseDownloadResult, parseJsonText, parseKeepalive,
   parsePushPeople, parseRecordUpload, parseRegisterResult, parseWorkSettings, PEOPLE_ERRORS, peopleErrorMessage, peopleJson,
   personInfoFromDetail, personProblem, registerMessage, remoteAnswer, settingValues, snOf, systemRecords, timeSettings, unknownDeviceAnswer,
   workSettingsData, type Incoming, type Json,
@@ -294,7 +294,7 @@ describe('records', () => {
       expect(snOf(inc)).toBe('FC-8380T12345678')
       const u = parseRecordUpload(inc)
       if ('error' in u) throw new Error(u.error)
-      const r = identifyRecord('door-1', u, 8)
+      const r = identifyRecord('door-1', u, deviceClock(undefined, 8))
       if ('error' in r) throw new Error(r.error)
       expect(r).toMatchObject({
         device: 'door-1', recordId: '120', time: 1718616771000, utcOffsetMinutes: 480, userId: '1', name: '1',
@@ -342,7 +342,7 @@ describe('records', () => {
          }
      ]
  }`) as Json
-    const r = systemRecords('door-1', body, 8)
+    const r = systemRecords('door-1', body, deviceClock(undefined, 8))
     if ('error' in r) throw new Error(r.error)
     expect(r.records.map((x) => [x.recordId, x.type, x.time, x.extras.event])).toEqual([
       ['door-1', 'door', 1718616771000, 'door opened'],
@@ -352,6 +352,21 @@ describe('records', () => {
     if ('error' in sys) throw new Error(sys.error)
     expect(sys.records[0]).toMatchObject({ recordId: 'system-7', type: 'system', method: 'remote', extras: { event: 'door opened by software', record_type: 1 } })
     expect(sys.skipped).toBe(1)
+  })
+
+  it('text RecordDate read in the device zone (--tz) before its reported TimeZone, offset at the instant', () => {
+    const at = (RecordDate: unknown, zone?: string, tzHours?: number) => {
+      const r = identifyRecord('d', { detail: { RecordID: 1, RecordType: 3, RecordDate } }, deviceClock(zone, tzHours))
+      if ('error' in r) throw new Error(r.error)
+      return [new Date(r.time).toISOString(), r.utcOffsetMinutes]
+    }
+    expect(at('2026-07-01 09:00:00', 'Asia/Tokyo', 8)).toEqual(['2026-07-01T00:00:00.000Z', 540])
+    expect(at('2026-07-01 09:00:00', undefined, 8)).toEqual(['2026-07-01T01:00:00.000Z', 480])
+    expect(at('2026-07-01 09:00:00')).toEqual(['2026-07-01T09:00:00.000Z', undefined])
+    expect(at('2026-03-08 01:30:00', 'America/New_York')).toEqual(['2026-03-08T06:30:00.000Z', -300])
+    expect(at('2026-03-08 03:30:00', 'America/New_York')).toEqual(['2026-03-08T07:30:00.000Z', -240])
+    // unix seconds carry their instant; the zone only gives the offset
+    expect(at(Date.parse('2026-11-01T06:30:00Z') / 1000, 'America/New_York')).toEqual(['2026-11-01T06:30:00.000Z', -300])
   })
 
   it('authorization answers: 2 = open without message, 0 = refuse with a message', () => {

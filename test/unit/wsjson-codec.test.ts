@@ -175,7 +175,7 @@ describe('time (#8) and records', () => {
     expect(eventIdTime('20240115113644007')).toEqual([2024, 1, 15, 11, 36, 44])
     expect(eventIdTime('20241315113644')).toBeUndefined()
     expect(eventIdTime('42')).toBeUndefined()
-    expect(wallToEpoch([2024, 1, 15, 11, 36, 44], 480)).toBe(Date.UTC(2024, 0, 15, 3, 36, 44))
+    expect(wallToEpoch([2024, 1, 15, 11, 36, 44], { offsetMinutes: 480 })).toBe(Date.UTC(2024, 0, 15, 3, 36, 44))
   })
 
   const ev = (data: Record<string, unknown>, eventid = '20261124160000'): DeviceEvent => ({ eventid, type: '1', data, incomplete: false })
@@ -187,6 +187,14 @@ describe('time (#8) and records', () => {
       direction: 'in', method: 'face', extras: { door: 0, terminal_type: 0 }, photo: JPEG,
     })
     expect(accessRecord(ev({ userId: '1', door: '1' }), { device: 'd', receivedAt: now }).direction).toBe('out')
+  })
+
+  it("the eventid's wall time is read in the device's --tz zone (DST-correct), before an estimated offset", () => {
+    const nyJuly = accessRecord(ev({ userId: '1' }, '20260701090000'), { device: 'd', receivedAt: now, zone: 'America/New_York', offsetMinutes: 480 })
+    expect(nyJuly.time).toBe(Date.UTC(2026, 6, 1, 13))
+    const nyJanuary = accessRecord(ev({ userId: '1' }, '20260105090000'), { device: 'd', receivedAt: now, zone: 'America/New_York' })
+    expect(nyJanuary.time).toBe(Date.UTC(2026, 0, 5, 14))
+    expect(accessRecord(ev({ userId: '1', time: '2026-07-01 09:00:00' }, 'x'), { device: 'd', receivedAt: now, zone: 'Asia/Tokyo' }).time).toBe(Date.UTC(2026, 6, 1, 0))
   })
 
   it('without door, an exit-only or entry-only terminal gives the direction', () => {

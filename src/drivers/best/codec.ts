@@ -5,7 +5,7 @@
  * the document's own (they are broken, AMBIGUITIES #2: "3.5 设备上报" etc. are quoted by heading).
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto'
-import { isoWithOffset } from '../../util/time.js'
+import { deviceOffsetAt, deviceWallToEpoch, isoWithOffset, type DeviceClock } from '../../util/time.js'
 import type { SpoolRecord } from '../../types/gateway.js'
 import type { PersonInfo, Role } from '../../types/driver.js'
 import { OPTION_KEYS } from './rules.js'
@@ -323,19 +323,26 @@ export function isoTime(epochMs: number, offsetMinutes: number): string {
  * in 3.8 (AMBIGUITIES #11); with an explicit offset both readings give the same instant. A time
  * without an offset is read in the device's zone (the one we gave it). Undefined when unreadable.
  */
-export function parseDeviceTime(text: unknown, deviceOffsetMinutes: number): { ms: number; offset: number } | undefined {
+export function parseDeviceTime(text: unknown, device: DeviceClock | number): { ms: number; offset: number } | undefined {
+  const clock = typeof device === 'number' ? { offsetMinutes: device } : device
+  const offsetAt = (ms: number) => deviceOffsetAt(clock, ms)
   const t = str(text).trim()
   const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i.exec(t)
   if (!m) {
     // epoch seconds or milliseconds, for firmware that ignores the format
-    if (/^\d{10}$/.test(t)) return { ms: Number(t) * 1000, offset: deviceOffsetMinutes }
-    if (/^\d{13}$/.test(t)) return { ms: Number(t), offset: deviceOffsetMinutes }
+    if (/^\d{10}$/.test(t)) return { ms: Number(t) * 1000, offset: offsetAt(Number(t) * 1000) }
+    if (/^\d{13}$/.test(t)) return { ms: Number(t), offset: offsetAt(Number(t)) }
     return undefined
   }
-  const offset = m[7] === undefined ? deviceOffsetMinutes : m[7].toUpperCase() === 'Z' ? 0 : parseOffset(m[7])
-  if (offset === undefined) return undefined
   const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number)
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return undefined
+  if (m[7] === undefined) {
+    // no offset: the device's --tz zone at that wall time (DST-correct), else the offset we gave it
+    const ms = deviceWallToEpoch([y, mo, d, h, mi, s], clock)
+    return Number.isFinite(ms) ? { ms, offset: offsetAt(ms) } : undefined
+  }
+  const offset = m[7].toUpperCase() === 'Z' ? 0 : parseOffset(m[7])
+  if (offset === undefined) return undefined
   const ms = Date.UTC(y, mo - 1, d, h, mi, s) - offset * 60_000
   return Number.isFinite(ms) ? { ms, offset } : undefined
 }
@@ -491,7 +498,7 @@ export function uploadedUsers(m: BestMessage): Json[] {
 }
 
 /** A user the device uploaded, as `people list` shows it. Times as epoch ms (push-driver JSON). */
-export function personInfoJson(u: Json, deviceOffsetMinutes: number, cards: readonly string[], hasPhoto: boolean): Json {
+export function personInfoJson(u: Json, deviceOffsetMinutes: DeviceClock | number, cards: readonly string[], hasPhoto: boolean): Json {
   const start = parseDeviceTime(u.startTime, deviceOffsetMinutes)
   const end = parseDeviceTime(u.endTime, deviceOffsetMinutes)
   const name = [str(u.firstName).trim(), str(u.lastName).trim()].filter(Boolean).join(' ')
@@ -553,7 +560,7 @@ export function verifyLogEntries(m: BestMessage): Json[] {
  * a log without one gets pin@verifyTime, stable across the device's retries. `meetCode` is required
  * on this (meeting) firmware's logs (AMBIGUITIES #12) and kept as an extra, not enforced.
  */
-export function verifyLogRecord(device: string, e: Json, deviceOffsetMinutes: number): SpoolRecord | { error: string } {
+export function verifyLogRecord(device: string, e: Json, deviceOffsetMinutes: DeviceClock | number): SpoolRecord | { error: string } {
   const pin = str(e.pin).trim()
   const t = parseDeviceTime(e.verifyTime, deviceOffsetMinutes)
   if (!t) return { error: `verifyTime "${str(e.verifyTime)}" is not a time` }

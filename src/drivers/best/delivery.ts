@@ -487,11 +487,11 @@ export class Delivery implements DeliveryPart {
 
   private finishList(dev: Dev, job: Job): void {
     const list = job.list!
-    const offset = this.core.offsetOf(dev.name)
+    const clock = this.core.clockOf(dev.name)
     const faces = new Set((this.ctx.state(dev.name, 'faces') as string[] | undefined) ?? [])
     const people = [...list.users.entries()]
       .filter(([pin]) => pin !== '')
-      .map(([pin, u]) => personInfoJson(u, offset, list.cards.get(pin) ?? [], list.photos.has(pin) || faces.has(pin)))
+      .map(([pin, u]) => personInfoJson(u, clock, list.cards.get(pin) ?? [], list.photos.has(pin) || faces.has(pin)))
     this.finish(dev, job, 'acknowledged', { data: { people }, message: `${people.length} people` })
   }
 

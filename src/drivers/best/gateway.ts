@@ -29,6 +29,7 @@ import { kinds } from './rules.js'
 import { Sessions } from './session.js'
 import { EXCHANGE, GLOBAL, localOffset, LOGIN, MIDS_KEPT, MIDS_PERSISTED, type BestCore, type BestOptions, type Channel, type Dev, type ResolvedBestOptions, type WsConn } from './state.js'
 import { Uploads } from './uploads.js'
+import { zoneOffsetMinutes, type DeviceClock } from '../../util/time.js'
 
 export type { BestOptions } from './state.js'
 
@@ -151,9 +152,17 @@ class BestGateway implements BestCore {
     return d
   }
 
+  /** The device's offset now: its --tz zone's, else the one we last gave it, else this machine's. */
   offsetOf(name: string): number {
+    const zone = this.devs.get(name)?.entry.tz
+    if (zone) return zoneOffsetMinutes(zone, Date.now())
     const tz = this.ctx.state(name, 'timezone')
     return typeof tz === 'number' && Number.isFinite(tz) ? tz : localOffset()
+  }
+
+  /** How to read the device's zone-less times. */
+  clockOf(name: string): DeviceClock {
+    return { zone: this.devs.get(name)?.entry.tz, offsetMinutes: this.offsetOf(name) }
   }
 
   // ---- best-w -------------------------------------------------------------------------------------

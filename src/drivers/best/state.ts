@@ -9,6 +9,7 @@ import type { GatewayContext, QueuedCommand, SpoolRecord } from '../../types/gat
 import type { DeviceEntry, PersonOutcome } from '../../types/driver.js'
 import type { BrokerLink } from './broker.js'
 import { LOGIN_FUNCS, type BestMessage, type Json, type Parsed, type PersonPayload } from './codec.js'
+import type { DeviceClock } from '../../util/time.js'
 
 export interface BestOptions {
   /** heartbeatInterval given to devices in the report answer, s (document default 60). */
@@ -184,6 +185,7 @@ export interface BestCore {
   devOf(entry: DeviceEntry): Dev
   /** The device's time zone, minutes east of UTC. */
   offsetOf(name: string): number
+  clockOf(name: string): DeviceClock
   /** The channel commands go down now: a ready WebSocket login, else a ready MQTT session. */
   channel(dev: Dev): Channel | undefined
   /** A device message, once it is known to be this device's and this gateway's. */

@@ -76,7 +76,7 @@ export class Uploads {
     const records: SpoolRecord[] = []
     const problems: string[] = []
     for (const e of entries) {
-      const r = verifyLogRecord(dev.name, e, this.core.offsetOf(dev.name))
+      const r = verifyLogRecord(dev.name, e, this.core.clockOf(dev.name))
       if ('error' in r) problems.push(r.error)
       else records.push(r)
     }

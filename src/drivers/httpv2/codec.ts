@@ -8,6 +8,7 @@ import type { OpenMode, PersonInfo, Role } from '../../types/driver.js'
 import { USER_ID_RE, WORK_SETTINGS } from './rules.js'
 import type { SettingSpec } from '../../types/settings.js'
 import { parseSettingValue } from '../../util/setting-values.js'
+import { deviceOffsetAt, deviceWallToEpoch, type DeviceClock } from '../../util/time.js'
 
 export type Json = Record<string, unknown>
 
@@ -686,19 +687,27 @@ export const SYSTEM_EVENTS: Readonly<Record<number, string>> = {
   42: 'people imported from USB on the device menu', 43: 'opened remotely by an indoor unit', 44: 'all records deleted', 45: 'all people deleted',
 }
 
+/** How to read a device's text times: its --tz zone, else the TimeZone hours it reported. */
+export function deviceClock(zone: string | undefined, tzHours: number | undefined): DeviceClock {
+  return { zone, offsetMinutes: tzHours === undefined ? undefined : tzHours * 60 }
+}
+
 /**
  * RecordDate: "unix时间戳" (seconds; read as milliseconds when it is that large). A device that
- * sends text ("2024-06-17 17:32:51") gets it read in its own TimeZone when we know it, else UTC.
- * The offset to render in is the device's TimeZone when known.
+ * sends text ("2024-06-17 17:32:51", no zone) gets it read in its --tz zone (DST-correct), else in
+ * the TimeZone it reported, else UTC. The offset to render in is the zone's at that instant.
  */
-export function recordTime(v: unknown, tzHours?: number): { time: number; utcOffsetMinutes?: number } | undefined {
-  const offset = tzHours === undefined ? undefined : tzHours * 60
+export function recordTime(v: unknown, clock: DeviceClock = {}): { time: number; utcOffsetMinutes?: number } | undefined {
+  const offsetAt = (ms: number) => (clock.zone ? deviceOffsetAt(clock, ms) : clock.offsetMinutes)
   const n = num(v)
-  if (Number.isFinite(n) && n > 0) return { time: n > 1e12 ? Math.floor(n) : Math.floor(n * 1000), utcOffsetMinutes: offset }
+  if (Number.isFinite(n) && n > 0) {
+    const time = n > 1e12 ? Math.floor(n) : Math.floor(n * 1000)
+    return { time, utcOffsetMinutes: offsetAt(time) }
+  }
   const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(str(v))
   if (!m) return undefined
-  const utc = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6])
-  return { time: utc - (offset ?? 0) * 60_000, utcOffsetMinutes: offset }
+  const time = deviceWallToEpoch([+m[1], +m[2], +m[3], +m[4], +m[5], +m[6]], { zone: clock.zone, offsetMinutes: clock.offsetMinutes ?? 0 })
+  return { time, utcOffsetMinutes: offsetAt(time) }
 }
 
 export interface RecordUpload {
@@ -727,11 +736,11 @@ function extraValue(v: unknown): string | null {
 }
 
 /** RecordDetail → SpoolRecord (RecordType 1–49; IsEntry 1 in / 0 out; BodyTemp in tenths of a degree, 0 = not measured). */
-export function identifyRecord(device: string, u: RecordUpload, tzHours?: number): SpoolRecord | { error: string } {
+export function identifyRecord(device: string, u: RecordUpload, clock?: DeviceClock): SpoolRecord | { error: string } {
   const d = u.detail
   const id = str(d.RecordID)
   if (!id) return { error: 'RecordID missing' }
-  const t = recordTime(d.RecordDate ?? d.RecordTime, tzHours)
+  const t = recordTime(d.RecordDate ?? d.RecordTime, clock)
   if (!t) return { error: 'RecordDate missing or not a unix time' }
   const rt = num(d.RecordType)
   const info = IDENTIFY_TYPES[rt]
@@ -770,7 +779,7 @@ export function identifyRecord(device: string, u: RecordUpload, tzHours?: number
  * RecordType is the event code in that table (the field table mislabels it "1-门磁记录;2--系统记录").
  * Record ids are numbered per table, so ours are `door-<id>` / `system-<id>`.
  */
-export function systemRecords(device: string, body: Json, tzHours?: number): { records: SpoolRecord[]; skipped: number } | { error: string } {
+export function systemRecords(device: string, body: Json, clock?: DeviceClock): { records: SpoolRecord[]; skipped: number } | { error: string } {
   const kind = num(body.RecordType)
   if (!Array.isArray(body.Records)) return { error: 'Records missing' }
   const door = kind === 1
@@ -778,7 +787,7 @@ export function systemRecords(device: string, body: Json, tzHours?: number): { r
   let skipped = 0
   for (const r of body.Records as unknown[]) {
     const id = isObject(r) ? str(r.RecordID) : ''
-    const t = isObject(r) ? recordTime(r.RecordDate ?? r.RecordTime, tzHours) : undefined
+    const t = isObject(r) ? recordTime(r.RecordDate ?? r.RecordTime, clock) : undefined
     if (!isObject(r) || !id || !t) {
       skipped++
       continue

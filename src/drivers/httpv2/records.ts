@@ -1,5 +1,5 @@
 import type { GatewayContext, GatewayRequest } from '../../types/gateway.js'
-import { authorizationAnswer, errorAnswer, identifyRecord, okAnswer, parseRecordUpload, systemRecords, type Json } from './codec.js'
+import { authorizationAnswer, deviceClock, errorAnswer, identifyRecord, okAnswer, parseRecordUpload, systemRecords, type Json } from './codec.js'
 import type { DeviceState, Httpv2Devices, Reply } from './devices.js'
 
 /** Records and online decisions: uploads spooled (durably) before the device hears success; RequestAuthorization by serve --authorize. */
@@ -13,7 +13,7 @@ export class Httpv2Records {
   identifyRecord(state: DeviceState, req: GatewayRequest, address: string): Reply {
     const u = parseRecordUpload(req)
     if ('error' in u) return this.devices.bad('identifyRecord', address, u.error, state.name)
-    const rec = identifyRecord(state.name, u, state.tzHours)
+    const rec = identifyRecord(state.name, u, deviceClock(state.entry.tz, state.tzHours))
     if ('error' in rec) return this.devices.bad('identifyRecord', address, rec.error, state.name)
     try {
       // durable before the device hears success; a retried record (same SN, RecordID) is stored once and answered success
@@ -27,7 +27,7 @@ export class Httpv2Records {
   }
 
   systemRecord(state: DeviceState, body: Json, address: string): Reply {
-    const r = systemRecords(state.name, body, state.tzHours)
+    const r = systemRecords(state.name, body, deviceClock(state.entry.tz, state.tzHours))
     if ('error' in r) return this.devices.bad('systemRecord', address, r.error, state.name)
     if (r.skipped > 0) this.ctx.log.warn('httpv2 system records without RecordID or RecordDate skipped', { device: state.name, skipped: r.skipped })
     try {

@@ -188,6 +188,8 @@ export function userObjectToPersonInfo(u: Record<string, unknown>): PersonInfo {
   const to = dateFromSeconds(u.endTime)
   if (from) info.validFrom = from
   if (to) info.validTo = to
+  // 8.2.5 lists whole UserObjects, photo (底库图片 base64) included: people copy takes it from here
+  if (info.hasPhoto) info.photo = decodeImage(str(u.photo))
   const extras: Record<string, string | number | null> = { user_type: TYPE_NAMES[userType] ?? str(u.userType) }
   if (u.jobNumber) extras.job_number = str(u.jobNumber)
   if (u.remark) extras.remark = str(u.remark)

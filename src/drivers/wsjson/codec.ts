@@ -11,7 +11,7 @@
  */
 import type { PersonInfo, Role } from '../../types/driver.js'
 import type { SpoolRecord } from '../../types/gateway.js'
-import { isoWithOffset } from '../../util/time.js'
+import { deviceWallToEpoch, isoWithOffset, type DeviceClock } from '../../util/time.js'
 
 export type Json = Record<string, unknown>
 
@@ -385,11 +385,12 @@ function valid(w: Wall): Wall | undefined {
   return t.getUTCDate() === d ? w : undefined
 }
 
-/** Epoch ms of a device wall-clock time; `offsetMinutes` east of UTC, undefined = this machine's zone. */
-export function wallToEpoch(w: Wall, offsetMinutes: number | undefined): number {
-  const [y, mo, d, h, mi, s] = w
-  if (offsetMinutes === undefined) return new Date(y, mo - 1, d, h, mi, s).getTime()
-  return Date.UTC(y, mo - 1, d, h, mi, s) - offsetMinutes * 60_000
+/**
+ * Epoch ms of a device wall-clock time (wsjson #8: no zone): in the device's --tz zone (DST-correct),
+ * else at the offset estimated from its heartbeats, else in this machine's zone.
+ */
+export function wallToEpoch(w: Wall, clock: DeviceClock): number {
+  return deviceWallToEpoch(w, clock)
 }
 
 /**
@@ -400,7 +401,7 @@ export function wallToEpoch(w: Wall, offsetMinutes: number | undefined): number 
 export function estimateOffset(time: string | undefined, nowMs: number): number | undefined {
   const w = parseWallClock(time)
   if (!w) return undefined
-  const diff = (wallToEpoch(w, 0) - nowMs) / 60_000
+  const diff = (wallToEpoch(w, { offsetMinutes: 0 }) - nowMs) / 60_000
   const q = Math.round(diff / 15) * 15
   if (Math.abs(diff - q) > 2 || q < -12 * 60 || q > 14 * 60) return undefined
   return q === 0 ? 0 : q
@@ -411,7 +412,9 @@ export function estimateOffset(time: string | undefined, nowMs: number): number 
 export interface RecordContext {
   device: string
   receivedAt: number
-  /** The device clock's zone, when known (estimateOffset). */
+  /** The device's --tz zone, when set. */
+  zone?: string
+  /** The device clock's offset, when known (estimateOffset). */
   offsetMinutes?: number
   /** The register `type` of the device (0 both ways, 1 exit, 2 entry). */
   terminalType?: string
@@ -453,12 +456,12 @@ function eventTime(e: DeviceEvent, c: RecordContext): number {
   const text = str(t)
   if (text) {
     const wall = parseWallClock(text)
-    if (wall) return plausible(wallToEpoch(wall, c.offsetMinutes), c.receivedAt)
+    if (wall) return plausible(wallToEpoch(wall, c), c.receivedAt)
     const iso = Date.parse(text)
     if (/[zZ]|[+-]\d{2}:?\d{2}$/.test(text) && Number.isFinite(iso)) return plausible(iso, c.receivedAt)
   }
   const fromId = eventIdTime(e.eventid)
-  if (fromId) return plausible(wallToEpoch(fromId, c.offsetMinutes), c.receivedAt)
+  if (fromId) return plausible(wallToEpoch(fromId, c), c.receivedAt)
   return c.receivedAt
 }
 

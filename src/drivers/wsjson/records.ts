@@ -54,7 +54,7 @@ export class WsjsonRecords {
   private spool(state: DeviceState, e: DeviceEvent): boolean {
     const people = this.devices.people(state)
     const rec = accessRecord(e, {
-      device: state.name, receivedAt: Date.now(), offsetMinutes: state.offset, terminalType: state.register?.type,
+      device: state.name, receivedAt: Date.now(), zone: state.entry.tz, offsetMinutes: state.offset, terminalType: state.register?.type,
       nameOf: (id) => people.get(id)?.name || undefined,
     })
     const fresh = this.ctx.spool(rec)
