@@ -1,13 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
 import { readFileSync } from 'node:fs'
-import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { parse } from 'csv-parse/sync'
 import { Inventory } from '../store/inventory.js'
 import { UsageError } from '../types/errors.js'
 import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
-import { createGatewayHttpServer, Router } from './http.js'
+import { createGatewayHttpServer, Router, type GatewayHttpServer } from './http.js'
+import { loadTls } from './tls.js'
 import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
 import {
   DEFAULT_SETTINGS,
@@ -24,6 +24,7 @@ import {
   type QueuedCommand,
   type Route,
   type SpoolRecord,
+  type TlsMaterial,
 } from '../types/gateway.js'
 
 /**
@@ -85,7 +86,10 @@ export class Gateway {
   private byIdentity = new Map<string, DeviceEntry>()
   private inventoryStamp = ''
   private allowList?: Set<string>
-  private http?: Server
+  private http?: GatewayHttpServer
+  private readonly home: string
+  /** --tls-cert/--tls-key, read and checked when the gateway is made (before anything listens). */
+  readonly tls?: TlsMaterial
   private timers: NodeJS.Timeout[] = []
   private httpPortValue = 0
   /** Ports and URLs protocol modules bound (udp, mqtt), for the ready line. */
@@ -99,6 +103,8 @@ export class Gateway {
     this.settings = { ...DEFAULT_SETTINGS, ...stripUndefined(opts.settings ?? {}) }
     this.log = opts.log
     this.handlers = opts.handlers
+    this.home = opts.home
+    this.tls = loadTls(this.settings.tlsCert, this.settings.tlsKey)
     this.inventory = new Inventory(opts.home)
     this.store = new GatewayStore(opts.home)
     this.events.setMaxListeners(0)
@@ -112,9 +118,9 @@ export class Gateway {
     return this.httpPortValue
   }
 
-  /** "http 0.0.0.0:8090, udp_port 7998, …" for the ready line. */
+  /** "http 0.0.0.0:8090, udp_port 7998, …" (https with --tls-cert) for the ready line. */
   describe(): string {
-    return `http ${this.settings.bind}:${this.httpPortValue}${Object.entries(this.bound).map(([k, v]) => `, ${k} ${v}`).join('')}`
+    return `${this.tls ? 'https' : 'http'} ${this.settings.bind}:${this.httpPortValue}${Object.entries(this.bound).map(([k, v]) => `, ${k} ${v}`).join('')}`
   }
 
   /** What the protocols found worth a warning in the ready line (a broker without shared subscriptions, say). */
@@ -131,7 +137,7 @@ export class Gateway {
     const router = new Router()
     for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add({ ...r, handle: (req) => this.answer(r, req) })
     router.add({ method: 'GET', path: '/doorctl/files/{name}', handle: (req) => this.serveFile(req.params.name) })
-    this.http = createGatewayHttpServer({ router, log: this.log, maxBodyBytes: this.settings.maxBodyBytes })
+    this.http = createGatewayHttpServer({ router, log: this.log, maxBodyBytes: this.settings.maxBodyBytes, tls: this.tls })
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         reject(err.code === 'EADDRINUSE'
@@ -370,6 +376,9 @@ export class Gateway {
     return {
       log: this.log,
       settings: this.settings,
+      home: this.home,
+      tls: this.tls,
+      devices: () => this.inventory.all(),
       state: (device, key) => this.store.getState(device, key),
       setState: (device, key, value) => this.durably(() => this.store.setState(device, key, value)),
       unpublish: (name) => { this.published.delete(name) },
@@ -410,7 +419,7 @@ export class Gateway {
       publish: (name, data, contentType, requestHost) => {
         this.published.set(name, { data, contentType })
         const host = requestHost ?? `127.0.0.1:${this.httpPortValue}`
-        return `http://${host}/doorctl/files/${encodeURIComponent(name)}`
+        return `${this.tls ? 'https' : 'http'}://${host}/doorctl/files/${encodeURIComponent(name)}`
       },
       onQueued: (listener) => this.events.on('queued', listener),
     }

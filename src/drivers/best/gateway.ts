@@ -87,11 +87,24 @@ class BestGateway implements BestCore {
     this.sweeper = setInterval(() => this.safe('sweep', () => this.sweep()), this.o.sweepMs)
     this.sweeper.unref()
     if (!this.o.mqtt) return
+    const s = this.ctx.settings
+    // the embedded broker is a listening port: only when a best-m device needs it, or --mqtt-port asks for it
+    if (!s.mqttUrl && s.mqttPort === undefined && !this.ctx.devices().some((d) => d.protocol === 'best' && d.transport === 'mqtt')) {
+      this.brokerProblem = 'no best-m device was in the inventory when the gateway started (restart it, or pass --mqtt-port)'
+      return
+    }
     const { openBroker, BrokerUnavailable } = await import('./broker.js')
     try {
       this.link = await openBroker({
         settings: this.ctx.settings,
         log: this.ctx.log,
+        home: this.ctx.home,
+        tls: this.ctx.tls,
+        admitDevice: (sn, address) => {
+          const entry = this.ctx.findDevice('best', sn)
+          if (!entry) this.ctx.log.warn('mqtt device login refused', { sn, from: address, reason: 'not in the inventory' })
+          return entry !== undefined
+        },
         clientId: `doorctl-${this.gwId}`,
         sharedProbeMs: this.o.sharedProbeMs,
         subscriptions: [TOPICS.sharedUp, `doorctl/best/gw/${this.gwId}`, 'doorctl/best/dev/+/session', 'doorctl/best/dev/+/claim'],

@@ -67,15 +67,15 @@ export class Sessions implements SessionPart {
     }
     switch (q.type) {
       case 'best-w':
-        return { json: brokerAnswer(`ws://${host}/best`) }
+        return { json: brokerAnswer(`${this.ctx.tls ? 'wss' : 'ws'}://${host}/best`) }
       case 'best-m': {
         if (!this.core.link) {
-          this.ctx.log.warn(`best-m device ${entry.name} asks for the MQTT broker, but ${this.core.brokerProblem ? `the embedded broker could not start (${this.core.brokerProblem})` : 'this gateway has none'}`, { suggestion: 'pick another --mqtt-port, or point --mqtt-url at a broker' })
+          this.ctx.log.warn(`best-m device ${entry.name} asks for the MQTT broker, but ${this.core.brokerProblem ? `the embedded broker is not running: ${this.core.brokerProblem}` : 'this gateway has none'}`, { suggestion: 'pick another --mqtt-port, or point --mqtt-url at a broker' })
           return refuse(CODE.unavailable, 'this gateway has no MQTT broker')
         }
         if (!MQTT_SAFE_SN.test(q.sn)) return refuse(CODE.badRequest, 'this sn cannot be used in MQTT topics')
         const hostname = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')
-        return { json: brokerAnswer(this.core.link.deviceUrl(hostname)) }
+        return { json: brokerAnswer(this.core.link.deviceUrl(q.sn, hostname)) }
       }
       default:
         return refuse(CODE.unsupportedType, `type ${q.type} is not served here (best-w, best-m)`)
