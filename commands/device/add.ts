@@ -30,6 +30,7 @@ export default class DeviceAdd extends DoorctlCommand {
     'device-secret': Flags.string({ description: 'best: device secret (devKey is derived from it)' }),
     'broker-key': Flags.string({ description: 'best: getBrokerServer secretKey' }),
     tag: Flags.string({ char: 't', description: 'tag (repeatable)', multiple: true }),
+    'allow-from': Flags.string({ description: 'push-style devices: the gateway takes this device\'s requests only from these CIDR ranges (IPv4/IPv6; repeatable or comma-separated)', multiple: true }),
   }
 
   async run() {
@@ -44,7 +45,7 @@ export default class DeviceAdd extends DoorctlCommand {
     const built = buildDeviceEntry({
       name: args.name, protocol, host: flags.host, port: flags.port?.toString(), wsPort: flags['ws-port']?.toString(), password,
       sn: flags.sn, community: flags.community, code: flags.code, transport: flags.transport, tags: flags.tag,
-      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'],
+      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'], allowFrom: flags['allow-from'],
     })
     if (!built.entry) throw new InputError(built.problems.map((p) => ({ ...p, file: 'flags', field: p.field ? `--${p.field.replace('_', '-')}` : undefined })))
     const replaced = this.inventory.get(args.name) !== undefined

@@ -25,7 +25,13 @@ import {
   type Route,
   type SpoolRecord,
   type TlsMaterial,
+  REFUSED,
+  type RefusedContact,
 } from '../types/gateway.js'
+import { makeCidrMatcher, plainAddress } from '../util/cidr.js'
+
+/** A device calling from a wrong address again and again is logged once a minute per address. */
+const REFUSED_LOG_EVERY_MS = 60_000
 
 /**
  * The HTTP request a protocol's code runs for, if any: its writes join the store's group commit,
@@ -86,6 +92,11 @@ export class Gateway {
   private byIdentity = new Map<string, DeviceEntry>()
   private inventoryStamp = ''
   private allowList?: Set<string>
+  /** Source pinning: each pinned entry's matcher (entries are new objects when the inventory changes). */
+  private readonly pinned = new WeakMap<DeviceEntry, (address: string) => boolean>()
+  private readonly refusedLogged = new Map<string, { at: number; suppressed: number }>()
+  /** Requests and datagrams refused by source pinning since start. */
+  refusedTotal = 0
   private http?: GatewayHttpServer
   private readonly home: string
   /** --tls-cert/--tls-key, read and checked when the gateway is made (before anything listens). */
@@ -332,7 +343,39 @@ export class Gateway {
 
   // ---- inventory and rules ------------------------------------------------------------------
 
-  private findDevice(protocol: Protocol, identity: string): DeviceEntry | undefined {
+  /** Calls `listener` for every request or datagram refused by source pinning (already logged, rate-limited). */
+  onRefused(listener: (r: RefusedContact) => void): () => void {
+    this.events.on('refused', listener)
+    return () => { this.events.off('refused', listener) }
+  }
+
+  /** Source pinning, the one check: whether `device` may be served for a peer at `address`. */
+  private admits(device: DeviceEntry, address: string): boolean {
+    if (!device.allowFrom || device.allowFrom.length === 0) return true
+    let matches = this.pinned.get(device)
+    if (!matches) this.pinned.set(device, (matches = makeCidrMatcher(device.allowFrom)))
+    if (matches(address)) return true
+    const r: RefusedContact = { device: device.name, protocol: device.protocol, address: plainAddress(address), at: Date.now() }
+    this.refusedTotal++
+    const key = `${r.device}\u0000${r.address}`
+    const last = this.refusedLogged.get(key)
+    if (!last || r.at - last.at >= REFUSED_LOG_EVERY_MS) {
+      this.refusedLogged.set(key, { at: r.at, suppressed: 0 })
+      if (this.refusedLogged.size > 1024) this.refusedLogged.delete(this.refusedLogged.keys().next().value as string)
+      this.log.warn('refused: the device called from an address its --allow-from does not cover', {
+        device: r.device, protocol: r.protocol, from: r.address, allow_from: device.allowFrom.join(','), ...(last?.suppressed ? { suppressed: last.suppressed } : {}),
+      })
+    } else last.suppressed++
+    this.events.emit('refused', r)
+    return false
+  }
+
+  private findDevice(protocol: Protocol, identity: string, from?: string): DeviceEntry | typeof REFUSED | undefined {
+    const entry = this.lookup(protocol, identity)
+    return entry && from !== undefined && !this.admits(entry, from) ? REFUSED : entry
+  }
+
+  private lookup(protocol: Protocol, identity: string): DeviceEntry | undefined {
     const stamp = this.inventory.stamp()
     if (stamp !== this.inventoryStamp) {
       this.inventoryStamp = stamp
@@ -382,7 +425,7 @@ export class Gateway {
       state: (device, key) => this.store.getState(device, key),
       setState: (device, key, value) => this.durably(() => this.store.setState(device, key, value)),
       unpublish: (name) => { this.published.delete(name) },
-      findDevice: (p, id) => this.findDevice(p, id),
+      findDevice: ((p: Protocol, id: string, from?: string) => this.findDevice(p, id, from)) as GatewayContext['findDevice'],
       touch: (device, address, info) => {
         const prev = this.presenceMap.get(device.name)
         this.presenceMap.set(device.name, { device: device.name, protocol: device.protocol, lastSeen: Date.now(), address, info: info ?? prev?.info ?? {} })

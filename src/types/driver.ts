@@ -36,6 +36,8 @@ export interface DeviceEntry {
   productId?: string
   deviceSecret?: string
   brokerKey?: string
+  /** Source pinning (--allow-from): the gateway takes this device's requests only from these CIDR ranges. */
+  allowFrom?: string[]
   addedAt?: string
 }
 

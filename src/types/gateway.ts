@@ -102,6 +102,17 @@ export interface TlsMaterial {
   key: Buffer
 }
 
+/** findDevice's answer for a device that called from an address its --allow-from does not cover. */
+export const REFUSED: unique symbol = Symbol('refused: not from an --allow-from address')
+
+/** A request or datagram refused by source pinning (Gateway.onRefused; the status page counts them). */
+export interface RefusedContact {
+  device: string
+  protocol: Protocol
+  address: string
+  at: number
+}
+
 /** What the gateway offers a protocol module. */
 export interface GatewayContext {
   readonly log: Logger
@@ -113,8 +124,14 @@ export interface GatewayContext {
   /** Durable per-device key/value state (time zone, people seen, ...), JSON values; survives restarts. */
   state(device: string, key: string): unknown
   setState(device: string, key: string, value: unknown): void
-  /** The inventory entry of a device by its protocol identity, or undefined (unknown → discovered). */
+  /**
+   * The inventory entry of a device by its protocol identity, or undefined (unknown → discovered).
+   * With `from` (the peer's address as its socket reports it, no port), a device pinned to other
+   * addresses (--allow-from) is REFUSED: logged (rate-limited) and counted by the gateway; the
+   * caller answers with its protocol's refusal and serves nothing.
+   */
   findDevice(protocol: Protocol, identity: string): DeviceEntry | undefined
+  findDevice(protocol: Protocol, identity: string, from: string): DeviceEntry | typeof REFUSED | undefined
   /** Every device of the inventory (as it is now). */
   devices(): readonly DeviceEntry[]
   /** Record a heartbeat or any contact. */

@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
-import type { GatewayContext, GatewayResponse, ProtocolHandler, Route, WebSocketRoute } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayResponse, type ProtocolHandler, type Route, type WebSocketRoute } from '../../types/gateway.js'
 import type { DeviceEntry } from '../../types/driver.js'
 import type { BrokerLink } from './broker.js'
 import { brokerError, claimedSn, CODE, credentials, parseMessage, reply, TOPICS, type BestMessage, type Json, type Parsed } from './codec.js'
@@ -101,9 +101,9 @@ class BestGateway implements BestCore {
         home: this.ctx.home,
         tls: this.ctx.tls,
         admitDevice: (sn, address) => {
-          const entry = this.ctx.findDevice('best', sn)
+          const entry = this.ctx.findDevice('best', sn, address)
           if (!entry) this.ctx.log.warn('mqtt device login refused', { sn, from: address, reason: 'not in the inventory' })
-          return entry !== undefined
+          return entry !== undefined && entry !== REFUSED
         },
         clientId: `doorctl-${this.gwId}`,
         sharedProbeMs: this.o.sharedProbeMs,
@@ -181,6 +181,7 @@ class BestGateway implements BestCore {
       id: `ws-${randomBytes(6).toString('hex')}`,
       socket,
       address: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? 0}`,
+      remoteAddress: req.socket.remoteAddress ?? '',
       host: typeof req.headers.host === 'string' ? req.headers.host : '',
       loggedIn: false,
       ready: false,
@@ -221,7 +222,12 @@ class BestGateway implements BestCore {
       const sn = claimedSn(m)
       if (!sn) return this.answerOnce(undefined, ch, m, CODE.badRequest, 'sn is required on best-w')
       if (dev && dev.sn !== sn) return this.answerOnce(dev, ch, m, CODE.badRequest, 'sn differs from the one this connection registered with')
-      const entry = this.ctx.findDevice('best', sn)
+      const entry = this.ctx.findDevice('best', sn, conn.remoteAddress)
+      if (entry === REFUSED) {
+        this.answerOnce(undefined, ch, m, CODE.badAuth, 'not allowed from this address')
+        conn.socket.close(1008, 'not allowed from this address')
+        return
+      }
       if (!entry) return this.unknown(sn, ch, m)
       dev = conn.dev = this.devOf(entry)
     }

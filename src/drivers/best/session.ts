@@ -6,7 +6,7 @@
  * on an older one was lost (delivery.ts decides what to do with it).
  */
 import { randomBytes } from 'node:crypto'
-import type { GatewayContext, GatewayRequest, GatewayResponse } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayRequest, type GatewayResponse } from '../../types/gateway.js'
 import {
   brokerAnswer, brokerError, brokerSign, CODE, credentials, devKeyOf, exchangeAnswer, infoData, newMid, offsetText, parseBrokerQuery, reportAnswer,
   reportInfo, sameHex, sessionValue, type BestMessage, type Credentials,
@@ -39,7 +39,8 @@ export class Sessions implements SessionPart {
       this.ctx.log.warn('best getBrokerServer malformed', { from: address, reason: q.error })
       return { status: 400, json: brokerError(CODE.badRequest, q.error) }
     }
-    const entry = this.ctx.findDevice('best', q.sn)
+    const entry = this.ctx.findDevice('best', q.sn, req.remoteAddress)
+    if (entry === REFUSED) return { json: brokerError(CODE.badAuth, 'not allowed from this address') }
     if (!entry) {
       this.ctx.discovered('best', q.sn, address, { type: q.type })
       return { json: brokerError(CODE.unknownDevice, 'unknown device: add it with doorctl device add --protocol best') }
