@@ -95,7 +95,7 @@ export class Gateway {
   /** Source pinning: each pinned entry's matcher (entries are new objects when the inventory changes). */
   private readonly pinned = new WeakMap<DeviceEntry, (address: string) => boolean>()
   private readonly refusedLogged = new Map<string, { at: number; suppressed: number }>()
-  /** Requests and datagrams refused by source pinning since start. */
+  /** Requests, datagrams and connections refused (source pinning, MQTT credentials and topics) since start. */
   refusedTotal = 0
   private http?: GatewayHttpServer
   private readonly home: string
@@ -343,7 +343,7 @@ export class Gateway {
 
   // ---- inventory and rules ------------------------------------------------------------------
 
-  /** Calls `listener` for every request or datagram refused by source pinning (already logged, rate-limited). */
+  /** Calls `listener` for every request, datagram or connection refused (already logged, rate-limited). */
   onRefused(listener: (r: RefusedContact) => void): () => void {
     this.events.on('refused', listener)
     return () => { this.events.off('refused', listener) }
@@ -355,8 +355,7 @@ export class Gateway {
     let matches = this.pinned.get(device)
     if (!matches) this.pinned.set(device, (matches = makeCidrMatcher(device.allowFrom)))
     if (matches(address)) return true
-    const r: RefusedContact = { device: device.name, protocol: device.protocol, address: plainAddress(address), at: Date.now() }
-    this.refusedTotal++
+    const r: RefusedContact = { device: device.name, protocol: device.protocol, address: plainAddress(address), reason: 'allow-from', at: Date.now() }
     const key = `${r.device}\u0000${r.address}`
     const last = this.refusedLogged.get(key)
     if (!last || r.at - last.at >= REFUSED_LOG_EVERY_MS) {
@@ -366,8 +365,13 @@ export class Gateway {
         device: r.device, protocol: r.protocol, from: r.address, allow_from: device.allowFrom.join(','), ...(last?.suppressed ? { suppressed: last.suppressed } : {}),
       })
     } else last.suppressed++
-    this.events.emit('refused', r)
+    this.countRefused(r)
     return false
+  }
+
+  private countRefused(r: RefusedContact): void {
+    this.refusedTotal++
+    this.events.emit('refused', r)
   }
 
   private findDevice(protocol: Protocol, identity: string, from?: string): DeviceEntry | typeof REFUSED | undefined {
@@ -425,6 +429,7 @@ export class Gateway {
       state: (device, key) => this.store.getState(device, key),
       setState: (device, key, value) => this.durably(() => this.store.setState(device, key, value)),
       unpublish: (name) => { this.published.delete(name) },
+      refused: (r) => this.countRefused({ ...r, address: plainAddress(r.address), at: Date.now() }),
       findDevice: ((p: Protocol, id: string, from?: string) => this.findDevice(p, id, from)) as GatewayContext['findDevice'],
       touch: (device, address, info) => {
         const prev = this.presenceMap.get(device.name)

@@ -105,11 +105,14 @@ export interface TlsMaterial {
 /** findDevice's answer for a device that called from an address its --allow-from does not cover. */
 export const REFUSED: unique symbol = Symbol('refused: not from an --allow-from address')
 
-/** A request or datagram refused by source pinning (Gateway.onRefused; the status page counts them). */
+/** A request, datagram or connection the gateway refused on security grounds (Gateway.onRefused; the status page counts them). */
 export interface RefusedContact {
-  device: string
+  /** The inventory device it claimed to be, when it named one. */
+  device?: string
   protocol: Protocol
   address: string
+  /** allow-from (source pinning), anonymous, credentials, acl (a topic outside the device's own). */
+  reason: 'allow-from' | 'anonymous' | 'credentials' | 'acl'
   at: number
 }
 
@@ -134,6 +137,8 @@ export interface GatewayContext {
   findDevice(protocol: Protocol, identity: string, from: string): DeviceEntry | typeof REFUSED | undefined
   /** Every device of the inventory (as it is now). */
   devices(): readonly DeviceEntry[]
+  /** Count a refusal the protocol made itself (it logged it): MQTT logins and topics, say. */
+  refused(r: Omit<RefusedContact, 'at'>): void
   /** Record a heartbeat or any contact. */
   touch(device: DeviceEntry, address: string, info?: Record<string, unknown>): void
   /** A device not in the inventory called: remember it (rate-limited log line). */

@@ -640,6 +640,31 @@ describe('best-m over the embedded broker', () => {
     expect(d.commands('cmd.control.reboot')).toHaveLength(1)
   })
 
+  it('anonymous clients, wrong passwords and another serial\'s topics are refused, logged and counted (Gateway.onRefused)', async () => {
+    const h = await harness()
+    const seen: string[] = []
+    h.gw.onRefused((r) => seen.push(`${r.reason} ${r.device ?? '-'} ${r.address}`))
+    const refusedConnect = (url: string, opts: Json = {}) => new Promise<string>((resolve) => {
+      const c = connect(url, { reconnectPeriod: 0, ...opts })
+      c.once('connect', () => { c.end(true); resolve('connected') })
+      c.once('error', (e) => { c.end(true); resolve(e.message) })
+    })
+    expect(await refusedConnect(h.mqttUrl)).toMatch(/not authorized/i)
+    expect(await refusedConnect(withCredentials(h.mqttUrl, SN, 'guess'), { clientId: SN })).toMatch(/bad user ?name or password/i)
+    // a device with its own credentials, wandering into another serial's topics
+    const d = await h.mqtt()
+    await expect(d.client.subscribeAsync('best/OTHER/down', { qos: 1 })).rejects.toThrow(/subscribe error/i)
+    const closed = new Promise<void>((r) => d.client.once('close', () => r()))
+    d.client.publish('best/OTHER/up', '{}', { qos: 1 })
+    await closed
+    await until(() => seen.length === 4)
+    expect(seen).toEqual(['anonymous - 127.0.0.1', 'credentials door-1 127.0.0.1', 'acl door-1 127.0.0.1', 'acl door-1 127.0.0.1'])
+    expect(h.gw.refusedTotal).toBe(4)
+    for (const w of ['mqtt anonymous client refused', 'mqtt device login refused', 'mqtt subscribe refused', 'mqtt publish refused']) expect(h.warnings.some((x) => x.startsWith(w)), w).toBe(true)
+    // the password is a secret: never in a log line
+    expect(h.warnings.join('\n')).not.toContain(loadBrokerSecret(h.home).devicePassword(SN))
+  })
+
   it('a device whose sn is not in the inventory cannot connect to the broker; a topic/sn mismatch is refused', async () => {
     const h = await harness()
     await expect(h.mqtt('STRANGER')).rejects.toThrow(/not authorized/i)

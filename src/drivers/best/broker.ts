@@ -45,6 +45,8 @@ export interface BrokerOptions {
   tls?: TlsMaterial
   /** Whether device `sn` may connect from `address` (in the inventory, and its --allow-from); refusals are logged by the caller. */
   admitDevice?(sn: string, address: string): boolean
+  /** Told of each client or packet refused for its credentials or topics (logged here). */
+  onRefused?(r: { reason: 'anonymous' | 'credentials' | 'acl'; address: string; sn?: string }): void
   clientId: string
   /** Filters to subscribe to (QoS 1), on every (re)connect. */
   subscriptions: string[]
@@ -164,7 +166,11 @@ async function startEmbedded(opts: BrokerOptions, secret: BrokerSecret): Promise
   const roles = new WeakMap<object, Role>()
   /** The streams of this gateway's own client: trusted without a password. */
   const inProcess = new WeakSet<object>()
-  const refused = (what: string, fields: Record<string, unknown>) => log.warn(`mqtt ${what} refused`, fields)
+  const addressOf = (client: { conn: unknown } | null) => (client?.conn as { remoteAddress?: string } | undefined)?.remoteAddress ?? 'in-process'
+  const refused = (what: string, reason: 'anonymous' | 'credentials' | 'acl', fields: Record<string, unknown> & { from: string; sn?: string }) => {
+    log.warn(`mqtt ${what} refused`, fields)
+    opts.onRefused?.({ reason, address: fields.from, sn: fields.sn })
+  }
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
       const conn = client.conn as Duplex & { remoteAddress?: string }
@@ -174,12 +180,12 @@ async function startEmbedded(opts: BrokerOptions, secret: BrokerSecret): Promise
         return done(null, true)
       }
       if (username === undefined || username === '') {
-        refused('anonymous client', { client: client.id, from: address })
+        refused('anonymous client', 'anonymous', { client: client.id, from: address })
         return done(authError('anonymous clients are refused', 5), false)
       }
       if (username === GATEWAY_USER) {
         if (!samePassword(password, secret.gatewayPassword)) {
-          refused('gateway login', { client: client.id, from: address, reason: 'wrong password' })
+          refused('gateway login', 'credentials', { client: client.id, from: address, reason: 'wrong password' })
           return done(authError('bad user name or password', 4), false)
         }
         roles.set(client, { gateway: true })
@@ -187,12 +193,12 @@ async function startEmbedded(opts: BrokerOptions, secret: BrokerSecret): Promise
       }
       const sn = username
       if (!samePassword(password, secret.devicePassword(sn))) {
-        refused('device login', { sn, from: address, reason: 'wrong password' })
+        refused('device login', 'credentials', { sn, from: address, reason: 'wrong password' })
         return done(authError('bad user name or password', 4), false)
       }
       // one session per device: another client id could take over (disconnect) someone else's session
       if (client.id !== sn) {
-        refused('device login', { sn, client: client.id, from: address, reason: 'client id must be the sn' })
+        refused('device login', 'credentials', { sn, client: client.id, from: address, reason: 'client id must be the sn' })
         return done(authError('client id must be the sn', 5), false)
       }
       if (opts.admitDevice && !opts.admitDevice(sn, address)) return done(authError('not authorized', 5), false)
@@ -202,13 +208,13 @@ async function startEmbedded(opts: BrokerOptions, secret: BrokerSecret): Promise
     authorizePublish(client, packet, done) {
       const role = client ? roles.get(client) : { gateway: true as const }
       if (role && ('gateway' in role || deviceMayUse(role.sn, packet.topic))) return done(null)
-      refused('publish', { client: client?.id, topic: packet.topic })
+      refused('publish', 'acl', { client: client?.id, topic: packet.topic, from: addressOf(client), sn: role && 'sn' in role ? role.sn : undefined })
       done(new Error(`publishing to ${packet.topic} is not allowed`))
     },
     authorizeSubscribe(client, sub, done) {
       const role = roles.get(client)
       if (!role || ('sn' in role && !deviceMayUse(role.sn, sub.topic))) {
-        refused('subscribe', { client: client.id, topic: sub.topic })
+        refused('subscribe', 'acl', { client: client.id, topic: sub.topic, from: addressOf(client), sn: role && 'sn' in role ? role.sn : undefined })
         return done(null, null)
       }
       const m = /^\$share\/([^/+#]+)\/(.+)$/.exec(sub.topic)

@@ -105,6 +105,7 @@ class BestGateway implements BestCore {
           if (!entry) this.ctx.log.warn('mqtt device login refused', { sn, from: address, reason: 'not in the inventory' })
           return entry !== undefined && entry !== REFUSED
         },
+        onRefused: (r) => this.ctx.refused({ protocol: 'best', address: r.address, reason: r.reason, device: r.sn !== undefined ? this.ctx.findDevice('best', r.sn)?.name : undefined }),
         clientId: `doorctl-${this.gwId}`,
         sharedProbeMs: this.o.sharedProbeMs,
         subscriptions: [TOPICS.sharedUp, `doorctl/best/gw/${this.gwId}`, 'doorctl/best/dev/+/session', 'doorctl/best/dev/+/claim'],
