@@ -308,7 +308,9 @@ export function redactUrl(url: string): string {
 /** Starts the embedded broker (or not, with --mqtt-url) and connects the gateway's client. */
 export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
   const { settings, log } = opts
-  const secret = loadBrokerSecret(opts.home)
+  // only a doorctl broker (embedded, or another gateway's) needs the secret: none is made for mosquitto
+  let loaded: BrokerSecret | undefined
+  const secret = () => (loaded ??= loadBrokerSecret(opts.home))
   const mqtt = await import('mqtt')
   const options: IClientOptions = {
     clientId: opts.clientId,
@@ -330,10 +332,10 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
     const u = new URL(clientUrl)
     doorctlBroker = decodeURIComponent(u.username) === GATEWAY_USER
     // another gateway's embedded broker: the password comes from the copy of its secret, not the command line
-    if (doorctlBroker && u.password === '') options.password = secret.gatewayPassword
+    if (doorctlBroker && u.password === '') options.password = secret().gatewayPassword
     client = mqtt.connect(clientUrl, options)
   } else {
-    embedded = await startEmbedded(opts, secret)
+    embedded = await startEmbedded(opts, secret())
     doorctlBroker = true
     clientUrl = `${opts.tls ? 'mqtts' : 'mqtt'}://${isUnspecified(settings.bind) ? '127.0.0.1' : bracket(settings.bind)}:${embedded.port}`
     const e = embedded
@@ -445,7 +447,7 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
         const h = isUnspecified(settings.bind) ? (host && host !== '' ? host : '127.0.0.1') : settings.bind
         url = `${opts.tls ? 'mqtts' : 'mqtt'}://${bracket(h)}:${embedded.port}`
       }
-      return doorctlBroker ? withCredentials(url, sn, secret.devicePassword(sn)) : url
+      return doorctlBroker ? withCredentials(url, sn, secret().devicePassword(sn)) : url
     },
     async close() {
       // neither a broker that went away nor a client still connecting may hold the gateway's stop
