@@ -140,6 +140,19 @@ describe('TLS end to end (serve --tls-cert/--tls-key, simulators with --ca)', ()
     expect(r.json().results[0]).toMatchObject({ device: 'door-1', status: 'ok' })
   })
 
+  it('best-w: getBrokerServer answers wss://; the device logs in over WSS', async () => {
+    const dir = home()
+    await add(dir, ['door-1', '--protocol', 'best', '--sn', 'TLSW00000001', '--transport', 'ws', '--product-id', PRODUCT, '--device-secret', SECRET, '--broker-key', BROKER_KEY])
+    const gw = await serve(dir)
+    // no best-m device and no --mqtt-port: no broker is started
+    expect(gw.mqtt_url).toBeUndefined()
+    const sim = simulate(dir, ['best', '--server', `https://127.0.0.1:${gw.http_port}`, '--transport', 'ws', '--sn-prefix', 'TLSW', '--product-id', PRODUCT,
+      '--device-secret', SECRET, '--broker-key', BROKER_KEY, '--heartbeat', '1000', '--reconnect', '200', '--ca', CERT, '--verbose'])
+    const r = await doorctl(['device', 'sync-time', 'door-1', '--json', '--timeout', '20s'], { home: dir })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(sim.out.stderr).toMatch(/connected to wss:\/\/127\.0\.0\.1:\d+\/best/)
+  })
+
   it('plain HTTP to the TLS port gets no answer from a route', async () => {
     const dir = home()
     const gw = await serve(dir)
