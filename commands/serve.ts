@@ -38,7 +38,7 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     if (!started) throw new UsageError('a gateway is already running for this DOORCTL_HOME', 'stop it first (or point DOORCTL_HOME elsewhere)')
     const { gateway, control } = started
     const warnings = gateway.warnings()
-    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, ...gateway.bound, authorize: flags.authorize, warnings }
+    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, tls: gateway.tls !== undefined, ...gateway.bound, authorize: flags.authorize, warnings }
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
     else this.log(`doorctl gateway listening on ${gateway.describe()} (pid ${process.pid}); Ctrl-C to stop${warnings.map((w) => `. Warning: ${w}`).join('')}`)
     await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))

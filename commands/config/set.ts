@@ -4,8 +4,8 @@ import { Settings } from '../../src/store/settings.js'
 
 export default class ConfigSet extends DoorctlCommand {
   static override description = "Set one of doorctl's defaults (flags and DOORCTL_* variables still win)"
-  static override examples = ['doorctl config set http-port 8090', 'doorctl config set mqtt-url mqtt://127.0.0.1:1883']
-  static override args = { key: Args.string({ required: true, description: 'http-port, udp-port, bind, mqtt-url, mqtt-port' }), value: Args.string({ required: true }) }
+  static override examples = ['doorctl config set http-port 8090', 'doorctl config set mqtt-url mqtt://127.0.0.1:1883', 'doorctl config set tls-cert /etc/doorctl/gateway.crt']
+  static override args = { key: Args.string({ required: true, description: 'http-port, udp-port, bind, mqtt-url, mqtt-port, tls-cert, tls-key' }), value: Args.string({ required: true }) }
 
   async run() {
     const { args } = await this.parse(ConfigSet)

@@ -38,6 +38,7 @@ export default class DeviceAdd extends DoorctlCommand {
     'test-timeout': Flags.string({ description: 'connection test: how long to wait (push-style devices must call the gateway within it)', default: '60s' }),
     ...listenerFlags,
     tz: Flags.string({ description: "the device clock's IANA time zone, e.g. Asia/Shanghai (default: this machine's zone)" }),
+    'allow-from': Flags.string({ description: 'push-style devices: the gateway takes this device\'s requests only from these CIDR ranges (IPv4/IPv6; repeatable or comma-separated)', multiple: true }),
   }
 
   async run() {
@@ -46,7 +47,7 @@ export default class DeviceAdd extends DoorctlCommand {
     let input: DeviceInput = {
       name: args.name, protocol: flags.protocol, host: flags.host, port: flags.port?.toString(), wsPort: flags['ws-port']?.toString(), password,
       sn: flags.sn, community: flags.community, code: flags.code, transport: flags.transport, tags: flags.tag,
-      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'], tz: flags.tz,
+      deviceId: flags['device-id'], mode: flags.mode, productId: flags['product-id'], deviceSecret: flags['device-secret'], brokerKey: flags['broker-key'], tz: flags.tz, allowFrom: flags['allow-from'],
     }
     if (this.canPrompt && missingAnything(input)) input = await askDeviceInput(input)
     const built = buildDeviceEntry(input)

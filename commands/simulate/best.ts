@@ -1,6 +1,7 @@
 import { Command, Flags } from '@oclif/core'
 import { BEST_DEFAULT_PRODUCT_ID, createBestSimulator, type BestSimulator } from '../../src/simulators/best/index.js'
 import { untilStopped } from '../../src/cli/signals.js'
+import { caFlag, readCa } from '../../src/cli/ca-flag.js'
 
 export default class SimulateBest extends Command {
   static override summary = 'Run simulated best devices (funcId/mid JSON) over WebSocket (best-w) or MQTT (best-m)'
@@ -23,6 +24,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (BEST00000001, ...). Prints
     'broker-key': Flags.string({ description: 'getBrokerServer secretKey used to sign the request', default: '' }),
     heartbeat: Flags.integer({ description: 'business heartbeat period in ms (default: the server\'s heartbeatInterval, else 60000)', min: 1 }),
     reconnect: Flags.integer({ description: 'ms to wait before reconnecting / retrying a refused login', default: 5000, min: 1 }),
+    ...caFlag,
     verbose: Flags.boolean({ description: 'log every step to stderr', default: false }),
   }
 
@@ -38,6 +40,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (BEST00000001, ...). Prints
       this.error(`--server must be the gateway's http(s) base URL (getBrokerServer lives there), got ${flags.server}`, { exit: 2 })
     }
     const transport = flags.transport as 'ws' | 'mqtt'
+    const ca = readCa(flags.ca, (m) => this.error(m, { exit: 2 }))
     const width = Math.max(8, String(flags.count).length)
     const stderr = (line: string): void => void process.stderr.write(`${line}\n`)
     const sims: BestSimulator[] = []
@@ -46,6 +49,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (BEST00000001, ...). Prints
       sims.push(
         createBestSimulator({
           server: flags.server,
+          ca,
           sn,
           transport,
           productId: flags['product-id'],

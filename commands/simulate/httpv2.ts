@@ -1,6 +1,7 @@
 import { Command, Flags } from '@oclif/core'
 import { createHttpv2Simulator, type Httpv2Simulator } from '../../src/simulators/httpv2/index.js'
 import { untilStopped } from '../../src/cli/signals.js'
+import { caFlag, readCa } from '../../src/cli/ca-flag.js'
 
 export default class SimulateHttpv2 extends Command {
   static override summary = 'Run simulated httpv2 face-recognition devices that call a server (keepalive, flags, people, records)'
@@ -22,6 +23,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (FC-8200H00000001, ...). Pr
     records: Flags.integer({ description: 'generated identification records queued per device at start', default: 0, min: 0 }),
     api: Flags.string({ description: 'path family (HTTPClient_ProtocolType 100 = v1, 200 = v2)', options: ['v1', 'v2'], default: 'v2' }),
     'multipart-names': Flags.string({ description: 'record multipart part names: table (RecordDetail/Photo) or example (recordJson/pic)', options: ['table', 'example'], default: 'table' }),
+    ...caFlag,
     verbose: Flags.boolean({ description: 'log every request to stderr', default: false }),
   }
 
@@ -32,6 +34,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (FC-8200H00000001, ...). Pr
     } catch {
       this.error(`--server must be a URL such as http://127.0.0.1:8090, got ${flags.server}`, { exit: 2 })
     }
+    const ca = readCa(flags.ca, (m) => this.error(m, { exit: 2 }))
     const width = Math.max(8, String(flags.count).length)
     const sims: Httpv2Simulator[] = []
     for (let i = 0; i < flags.count; i++) {
@@ -39,6 +42,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (FC-8200H00000001, ...). Pr
       sims.push(
         createHttpv2Simulator({
           server: flags.server,
+          ca,
           sn,
           intervalMs: flags.interval,
           gzip: flags.gzip,

@@ -1,6 +1,7 @@
 import { Command, Flags } from '@oclif/core'
 import { createWsjsonSimulator, type WsjsonSimulator } from '../../src/simulators/wsjson/index.js'
 import { untilStopped } from '../../src/cli/signals.js'
+import { caFlag, readCa } from '../../src/cli/ca-flag.js'
 
 export default class SimulateWsjson extends Command {
   static override summary = 'Run simulated wsjson face terminals that connect to a server WebSocket (register, heartbeat, events, user commands)'
@@ -19,6 +20,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (WSJ00000001, ...). Prints 
     heartbeat: Flags.integer({ description: 'heartbeat interval in ms until the server assigns one in its register answer', default: 20000, min: 1 }),
     type: Flags.string({ description: 'register type: 0 entry and exit, 1 exit, 2 entry', options: ['0', '1', '2'], default: '0' }),
     reconnect: Flags.integer({ description: 'reconnect delay after a drop or a refused register, in ms', default: 1000, min: 0 }),
+    ...caFlag,
     verbose: Flags.boolean({ description: 'log every exchange to stderr', default: false }),
   }
 
@@ -33,6 +35,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (WSJ00000001, ...). Prints 
     if (!url || (url.protocol !== 'ws:' && url.protocol !== 'wss:')) {
       this.error(`--server must be a WebSocket URL such as ws://127.0.0.1:8090/wsjson, got ${flags.server}`, { exit: 2 })
     }
+    const ca = readCa(flags.ca, (m) => this.error(m, { exit: 2 }))
     const width = Math.max(8, String(flags.count).length)
     const sims: WsjsonSimulator[] = []
     for (let i = 0; i < flags.count; i++) {
@@ -40,6 +43,7 @@ Device SNs are <sn-prefix><index padded to 8 digits> (WSJ00000001, ...). Prints 
       sims.push(
         createWsjsonSimulator({
           url: flags.server,
+          ca,
           sn,
           type: flags.type,
           heartbeatMs: flags.heartbeat,

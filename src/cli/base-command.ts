@@ -9,6 +9,7 @@ import { runOnTargets, type Outcome, type RunOptions, type TargetResult } from '
 import type { DeviceDriver, DeviceEntry, Logger, OperationContext } from '../types/driver.js'
 import type { DriverEnv } from '../types/driver-module.js'
 import { stderrLogger } from './logger.js'
+import { loadTls } from '../gateway/tls.js'
 import { renderResults } from './render.js'
 import type { GatewayHandle } from '../types/gateway.js'
 import type { ProgressListener } from '../types/progress.js'
@@ -21,6 +22,8 @@ export interface ListenerFlagValues {
   bind?: string
   'mqtt-url'?: string
   'mqtt-port'?: number
+  'tls-cert'?: string
+  'tls-key'?: string
 }
 
 /**
@@ -66,22 +69,29 @@ export abstract class DoorctlCommand extends Command {
   protected listenerSettings(flags: ListenerFlagValues) {
     const saved = new Settings(this.home)
     const pick = <T>(flag: T | undefined, key: SettingKey) => (flag !== undefined ? flag : (saved.get(key) as T | undefined))
-    return {
+    const settings = {
       httpPort: pick(flags['http-port'], 'http-port'),
       udpPort: pick(flags['udp-port'], 'udp-port'),
       bind: pick(flags.bind, 'bind'),
       mqttUrl: pick(flags['mqtt-url'], 'mqtt-url'),
       mqttPort: pick(flags['mqtt-port'], 'mqtt-port'),
+      tlsCert: pick(flags['tls-cert'], 'tls-cert'),
+      tlsKey: pick(flags['tls-key'], 'tls-key'),
     }
+    // bad TLS files are a usage error before anything is sent (the listener itself starts later, on first use)
+    loadTls(settings.tlsCert, settings.tlsKey)
+    return settings
   }
 
   protected driverEnv(flags: ListenerFlagValues): DriverEnv {
+    // read now, so that bad listener settings (TLS files) stop the command before any device is sent anything
+    const settings = this.listenerSettings(flags)
     return {
       home: this.home,
       log: this.log_,
       gateway: () =>
         (this.gatewayHandle ??= import('../ops/gateway-client.js').then((m) =>
-          m.openGateway(this.home, this.listenerSettings(flags), this.log_),
+          m.openGateway(this.home, settings, this.log_),
         )),
     }
   }

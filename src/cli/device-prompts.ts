@@ -19,7 +19,7 @@ const PROTOCOL_HINTS: Record<Protocol, string> = {
 }
 
 interface Field {
-  key: keyof Omit<DeviceInput, 'tags'>
+  key: keyof Omit<DeviceInput, 'tags' | 'allowFrom'>
   message: string
   required?: boolean
   default?: string | ((a: DeviceInput) => string)

@@ -6,7 +6,9 @@ export const listenerFlags = {
   'udp-port': Flags.integer({ description: 'gateway UDP port for udp heartbeats', min: 0, max: 65535, env: 'DOORCTL_UDP_PORT', helpGroup: 'LISTENER' }),
   bind: Flags.string({ description: 'address the gateway listens on (default 0.0.0.0)', helpGroup: 'LISTENER' }),
   'mqtt-url': Flags.string({ description: 'MQTT broker for best-m devices (none: embedded broker)', env: 'DOORCTL_MQTT_URL', helpGroup: 'LISTENER' }),
-  'mqtt-port': Flags.integer({ description: 'port of the embedded MQTT broker', min: 0, max: 65535, helpGroup: 'LISTENER' }),
+  'mqtt-port': Flags.integer({ description: 'port of the embedded MQTT broker (started anyway when given; default 1883, 8883 with TLS)', min: 0, max: 65535, helpGroup: 'LISTENER' }),
+  'tls-cert': Flags.string({ description: 'PEM certificate chain: serve the device port as HTTPS/WSS and the embedded broker as MQTTS (with --tls-key)', helpGroup: 'LISTENER' }),
+  'tls-key': Flags.string({ description: 'PEM private key of --tls-cert', helpGroup: 'LISTENER' }),
 }
 
 /** Target selection and pacing, shared by every command that works on devices. */

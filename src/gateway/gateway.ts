@@ -1,6 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
-import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Inventory } from '../store/inventory.js'
 import { UsageError } from '../types/errors.js'
@@ -8,7 +7,8 @@ import { isoWithOffset } from '../util/time.js'
 import { readIdList } from '../util/id-list.js'
 import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { Collector } from './collect.js'
-import { createGatewayHttpServer, Router } from './http.js'
+import { createGatewayHttpServer, Router, type GatewayHttpServer } from './http.js'
+import { loadTls } from './tls.js'
 import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
 import {
   DEFAULT_SETTINGS,
@@ -26,7 +26,14 @@ import {
   type QueuedCommand,
   type Route,
   type SpoolRecord,
+  type TlsMaterial,
+  REFUSED,
+  type RefusedContact,
 } from '../types/gateway.js'
+import { makeCidrMatcher, plainAddress } from '../util/cidr.js'
+
+/** A device calling from a wrong address again and again is logged once a minute per address. */
+const REFUSED_LOG_EVERY_MS = 60_000
 
 /**
  * The HTTP request a protocol's code runs for, if any: its writes join the store's group commit,
@@ -87,7 +94,15 @@ export class Gateway {
   private byIdentity = new Map<string, DeviceEntry>()
   private inventoryStamp = ''
   private allowList?: Set<string>
-  private http?: Server
+  /** Source pinning: each pinned entry's matcher (entries are new objects when the inventory changes). */
+  private readonly pinned = new WeakMap<DeviceEntry, (address: string) => boolean>()
+  private readonly refusedLogged = new Map<string, { at: number; suppressed: number }>()
+  /** Requests, datagrams and connections refused (source pinning, MQTT credentials and topics) since start. */
+  refusedTotal = 0
+  private http?: GatewayHttpServer
+  private readonly home: string
+  /** --tls-cert/--tls-key, read and checked when the gateway is made (before anything listens). */
+  readonly tls?: TlsMaterial
   private timers: NodeJS.Timeout[] = []
   private httpPortValue = 0
   /** Ports and URLs protocol modules bound (udp, mqtt), for the ready line. */
@@ -103,6 +118,8 @@ export class Gateway {
     this.settings = { ...DEFAULT_SETTINGS, ...stripUndefined(opts.settings ?? {}) }
     this.log = opts.log
     this.handlers = opts.handlers
+    this.home = opts.home
+    this.tls = loadTls(this.settings.tlsCert, this.settings.tlsKey)
     this.inventory = new Inventory(opts.home)
     this.store = new GatewayStore(opts.home)
     this.events.setMaxListeners(0)
@@ -116,9 +133,9 @@ export class Gateway {
     return this.httpPortValue
   }
 
-  /** "http 0.0.0.0:8090, udp_port 7998, …" for the ready line. */
+  /** "http 0.0.0.0:8090, udp_port 7998, …" (https with --tls-cert) for the ready line. */
   describe(): string {
-    return `http ${this.settings.bind}:${this.httpPortValue}${Object.entries(this.bound).map(([k, v]) => `, ${k} ${v}`).join('')}`
+    return `${this.tls ? 'https' : 'http'} ${this.settings.bind}:${this.httpPortValue}${Object.entries(this.bound).map(([k, v]) => `, ${k} ${v}`).join('')}`
   }
 
   /** What the protocols found worth a warning in the ready line (a broker without shared subscriptions, say). */
@@ -135,7 +152,7 @@ export class Gateway {
     const router = new Router()
     for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add({ ...r, handle: (req) => this.answer(r, req) })
     router.add({ method: 'GET', path: '/doorctl/files/{name}', handle: (req) => this.serveFile(req.params.name) })
-    this.http = createGatewayHttpServer({ router, log: this.log, maxBodyBytes: this.settings.maxBodyBytes })
+    this.http = createGatewayHttpServer({ router, log: this.log, maxBodyBytes: this.settings.maxBodyBytes, tls: this.tls })
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         reject(err.code === 'EADDRINUSE'
@@ -335,7 +352,43 @@ export class Gateway {
 
   // ---- inventory and rules ------------------------------------------------------------------
 
-  private findDevice(protocol: Protocol, identity: string): DeviceEntry | undefined {
+  /** Calls `listener` for every request, datagram or connection refused (already logged, rate-limited). */
+  onRefused(listener: (r: RefusedContact) => void): () => void {
+    this.events.on('refused', listener)
+    return () => { this.events.off('refused', listener) }
+  }
+
+  /** Source pinning, the one check: whether `device` may be served for a peer at `address`. */
+  private admits(device: DeviceEntry, address: string): boolean {
+    if (!device.allowFrom || device.allowFrom.length === 0) return true
+    let matches = this.pinned.get(device)
+    if (!matches) this.pinned.set(device, (matches = makeCidrMatcher(device.allowFrom)))
+    if (matches(address)) return true
+    const r: RefusedContact = { device: device.name, protocol: device.protocol, address: plainAddress(address), reason: 'allow-from', at: Date.now() }
+    const key = `${r.device}\u0000${r.address}`
+    const last = this.refusedLogged.get(key)
+    if (!last || r.at - last.at >= REFUSED_LOG_EVERY_MS) {
+      this.refusedLogged.set(key, { at: r.at, suppressed: 0 })
+      if (this.refusedLogged.size > 1024) this.refusedLogged.delete(this.refusedLogged.keys().next().value as string)
+      this.log.warn('refused: the device called from an address its --allow-from does not cover', {
+        device: r.device, protocol: r.protocol, from: r.address, allow_from: device.allowFrom.join(','), ...(last?.suppressed ? { suppressed: last.suppressed } : {}),
+      })
+    } else last.suppressed++
+    this.countRefused(r)
+    return false
+  }
+
+  private countRefused(r: RefusedContact): void {
+    this.refusedTotal++
+    this.events.emit('refused', r)
+  }
+
+  private findDevice(protocol: Protocol, identity: string, from?: string): DeviceEntry | typeof REFUSED | undefined {
+    const entry = this.lookup(protocol, identity)
+    return entry && from !== undefined && !this.admits(entry, from) ? REFUSED : entry
+  }
+
+  private lookup(protocol: Protocol, identity: string): DeviceEntry | undefined {
     const stamp = this.inventory.stamp()
     if (stamp !== this.inventoryStamp) {
       this.inventoryStamp = stamp
@@ -372,10 +425,14 @@ export class Gateway {
     return {
       log: this.log,
       settings: this.settings,
+      home: this.home,
+      tls: this.tls,
+      devices: () => this.inventory.all(),
       state: (device, key) => this.store.getState(device, key),
       setState: (device, key, value) => this.durably(() => this.store.setState(device, key, value)),
       unpublish: (name) => { this.published.delete(name) },
-      findDevice: (p, id) => this.findDevice(p, id),
+      refused: (r) => this.countRefused({ ...r, address: plainAddress(r.address), at: Date.now() }),
+      findDevice: ((p: Protocol, id: string, from?: string) => this.findDevice(p, id, from)) as GatewayContext['findDevice'],
       touch: (device, address, info) => {
         const prev = this.presenceMap.get(device.name)
         this.presenceMap.set(device.name, { device: device.name, protocol: device.protocol, lastSeen: Date.now(), address, info: info ?? prev?.info ?? {} })
@@ -417,7 +474,7 @@ export class Gateway {
       publish: (name, data, contentType, requestHost) => {
         this.published.set(name, { data, contentType })
         const host = requestHost ?? `127.0.0.1:${this.httpPortValue}`
-        return `http://${host}/doorctl/files/${encodeURIComponent(name)}`
+        return `${this.tls ? 'https' : 'http'}://${host}/doorctl/files/${encodeURIComponent(name)}`
       },
       onQueued: (listener) => this.events.on('queued', listener),
     }

@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import { gunzipSync } from 'node:zlib'
 import busboy from 'busboy'
 import { parseLenientJson } from '../util/lenient-json.js'
 import type { Logger } from '../types/driver.js'
-import type { GatewayRequest, GatewayResponse, Route } from '../types/gateway.js'
+import type { GatewayRequest, GatewayResponse, Route, TlsMaterial } from '../types/gateway.js'
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -126,17 +127,26 @@ export interface HttpServerOptions {
   router: Router
   log: Logger
   maxBodyBytes: number
+  /** serve --tls-cert/--tls-key: the port speaks HTTPS (and WSS) instead. */
+  tls?: TlsMaterial
 }
 
+export type GatewayHttpServer = Server | HttpsServer
+
 /** The gateway's one HTTP port. Malformed input is answered with an error, never a crash. */
-export function createGatewayHttpServer(opts: HttpServerOptions): Server {
-  const server = createServer((req, res) => {
+export function createGatewayHttpServer(opts: HttpServerOptions): GatewayHttpServer {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res, opts).catch((err) => {
       opts.log.warn('http handler failed', { path: req.url, error: String(err) })
       if (!res.headersSent) send(res, { status: 500, json: { Success: 0, Message: 'internal error' } })
       else res.destroy()
     })
-  })
+  }
+  const server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(onRequest)
+  if (opts.tls) {
+    // a device that does not trust the certificate, or speaks plain HTTP to the TLS port
+    server.on('tlsClientError', (err, socket) => opts.log.debug('tls handshake failed', { from: socket.remoteAddress, error: err.message }))
+  }
   server.keepAliveTimeout = 30_000
   server.headersTimeout = 20_000
   server.requestTimeout = 60_000

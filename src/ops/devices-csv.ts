@@ -4,7 +4,7 @@ import { buildDeviceEntry } from '../store/inventory.js'
 import { readTextInput } from '../util/user-paths.js'
 import type { DeviceEntry } from '../types/driver.js'
 
-export const DEVICE_COLUMNS = ['name', 'protocol', 'host', 'port', 'password', 'sn', 'community', 'code', 'transport', 'tags', 'ws_port', 'device_id', 'mode', 'product_id', 'device_secret', 'broker_key', 'tz'] as const
+export const DEVICE_COLUMNS = ['name', 'protocol', 'host', 'port', 'password', 'sn', 'community', 'code', 'transport', 'tags', 'ws_port', 'device_id', 'mode', 'product_id', 'device_secret', 'broker_key', 'tz', 'allow_from'] as const
 
 /** Reads devices.csv and validates every row; any problem → InputError listing them all, nothing saved. */
 export function readDevicesCsv(file: string): DeviceEntry[] {
@@ -27,7 +27,7 @@ export function readDevicesCsv(file: string): DeviceEntry[] {
       {
         name: r.name, protocol: r.protocol, host: r.host, port: r.port, wsPort: r.ws_port, password: r.password === '' ? undefined : r.password,
         sn: r.sn, community: r.community, code: r.code, transport: r.transport, tags: r.tags?.split(';'),
-        deviceId: r.device_id, mode: r.mode, productId: r.product_id, deviceSecret: r.device_secret, brokerKey: r.broker_key, tz: r.tz,
+        deviceId: r.device_id, mode: r.mode, productId: r.product_id, deviceSecret: r.device_secret, brokerKey: r.broker_key, tz: r.tz, allowFrom: r.allow_from ? [r.allow_from] : undefined,
       },
       { file, line },
     )

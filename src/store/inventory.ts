@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs'
 import Conf from 'conf'
+import { parseCidrList } from '../util/cidr.js'
 import { UsageError, type InputProblem } from '../types/errors.js'
 import { isoWithOffset } from '../util/time.js'
 import { PROTOCOLS, type DeviceEntry, type Protocol } from '../types/driver.js'
@@ -84,6 +85,8 @@ export interface DeviceInput {
   brokerKey?: string
   /** IANA time zone (Asia/Shanghai) */
   tz?: string
+  /** CIDR ranges, each value may hold several (comma, semicolon or space separated). */
+  allowFrom?: string[]
 }
 
 /**
@@ -106,6 +109,12 @@ export function buildDeviceEntry(input: DeviceInput, where: Omit<InputProblem, '
   const port = parsePort(input.port, 'port', bad)
   const wsPort = parsePort(input.wsPort, 'ws_port', bad)
   const entry: DeviceEntry = { name, protocol, tags: [...new Set(tags)], addedAt: isoWithOffset(new Date()) }
+  try {
+    const allowFrom = parseCidrList(input.allowFrom ?? [])
+    if (allowFrom.length > 0) entry.allowFrom = allowFrom
+  } catch (err) {
+    bad('allow_from', (err as Error).message)
+  }
   const text = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim())
   const tz = text(input.tz)
   if (tz !== undefined) {

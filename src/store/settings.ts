@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import Conf from 'conf'
 import { UsageError } from '../types/errors.js'
 
@@ -11,6 +12,8 @@ export const SETTING_KEYS = {
     return v
   } },
   'mqtt-port': { description: 'port of the embedded MQTT broker', parse: port },
+  'tls-cert': { description: 'PEM certificate chain: the device port speaks HTTPS/WSS, the embedded broker MQTTS', parse: (v: string) => resolve(v.trim()) },
+  'tls-key': { description: 'PEM private key of tls-cert (keep it mode 0600)', parse: (v: string) => resolve(v.trim()) },
 } as const
 export type SettingKey = keyof typeof SETTING_KEYS
 

@@ -38,6 +38,8 @@ export interface DeviceEntry {
   brokerKey?: string
   /** IANA time zone of the device's clock (--tz); absent = this machine's zone. */
   tz?: string
+  /** Source pinning (--allow-from): the gateway takes this device's requests only from these CIDR ranges. */
+  allowFrom?: string[]
   addedAt?: string
 }
 

@@ -96,15 +96,49 @@ export interface Route {
 /** A spooled access record: an AccessRecord of a named device, with its time in ms since epoch. */
 export type SpoolRecord = Omit<AccessRecord, 'time'> & { device: string; time: number }
 
+/** The gateway's certificate chain and private key (PEM), read from --tls-cert/--tls-key. The key is a secret. */
+export interface TlsMaterial {
+  cert: Buffer
+  key: Buffer
+}
+
+/** findDevice's answer for a device that called from an address its --allow-from does not cover. */
+export const REFUSED: unique symbol = Symbol('refused: not from an --allow-from address')
+
+/** A request, datagram or connection the gateway refused on security grounds (Gateway.onRefused; the status page counts them). */
+export interface RefusedContact {
+  /** The inventory device it claimed to be, when it named one. */
+  device?: string
+  protocol: Protocol
+  address: string
+  /** allow-from (source pinning), anonymous, credentials, acl (a topic outside the device's own). */
+  reason: 'allow-from' | 'anonymous' | 'credentials' | 'acl'
+  at: number
+}
+
 /** What the gateway offers a protocol module. */
 export interface GatewayContext {
   readonly log: Logger
   readonly settings: GatewaySettings
+  /** DOORCTL_HOME (secrets a protocol keeps beside the store, mode 0600). */
+  readonly home: string
+  /** Set when the gateway serves TLS (--tls-cert): its HTTP port is HTTPS and WSS, an embedded broker MQTTS. */
+  readonly tls?: TlsMaterial
   /** Durable per-device key/value state (time zone, people seen, ...), JSON values; survives restarts. */
   state(device: string, key: string): unknown
   setState(device: string, key: string, value: unknown): void
-  /** The inventory entry of a device by its protocol identity, or undefined (unknown → discovered). */
+  /**
+   * The inventory entry of a device by its protocol identity, or undefined (unknown → discovered).
+   * With `from` (the peer's address as its socket reports it, no port), a device pinned to other
+   * addresses (--allow-from) is REFUSED: logged (rate-limited) and counted by the gateway; the
+   * caller answers with its protocol's refusal and serves nothing.
+   */
   findDevice(protocol: Protocol, identity: string): DeviceEntry | undefined
+  findDevice(protocol: Protocol, identity: string, from: string): DeviceEntry | typeof REFUSED | undefined
+  /** Every device of the inventory (as it is now). */
+  devices(): readonly DeviceEntry[]
+  /** Count a refusal the protocol made itself (it logged it): MQTT logins and topics, say. */
+  refused(r: Omit<RefusedContact, 'at'>): void
   /** Record a heartbeat or any contact. */
   touch(device: DeviceEntry, address: string, info?: Record<string, unknown>): void
   /**
@@ -164,20 +198,23 @@ export interface GatewaySettings {
   udpPort: number
   bind: string
   mqttUrl?: string
-  mqttPort: number
+  /** Embedded broker port (1883 when unset); set, the broker starts even without best-m devices. */
+  mqttPort?: number
   /** Devices are offline when silent this long (ms). */
   offlineAfterMs: number
   /** `serve --authorize`: allow | deny | path of a CSV with an id column. */
   authorize: string
   /** Largest request body, and decompressed body, in bytes. */
   maxBodyBytes: number
+  /** PEM files: with both, the device port is HTTPS/WSS and the embedded MQTT broker MQTTS. */
+  tlsCert?: string
+  tlsKey?: string
 }
 
 export const DEFAULT_SETTINGS: GatewaySettings = {
   httpPort: 8090,
   udpPort: 7998,
   bind: '0.0.0.0',
-  mqttPort: 1883,
   offlineAfterMs: 90_000,
   authorize: 'deny',
   maxBodyBytes: 2 * 1024 * 1024,

@@ -13,6 +13,7 @@ import { connect } from 'mqtt'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
+import { GATEWAY_USER, loadBrokerSecret, withCredentials } from '../../src/drivers/best/broker-auth.js'
 import { bestPasswordDigest, bestSign, createBestSimulator, makeJpeg, type BestSimulator } from '../../src/simulators/best/index.js'
 import { FIXTURES, doorctl, freePort, startDoorctl, tempDir, until, type RunResult } from '../helpers.js'
 
@@ -268,7 +269,8 @@ function serveOps(o: { transport: 'ws' | 'mqtt'; sn: string; mqttUrl?: () => str
       expect(answers.every((a) => JSON.parse(a).code !== '00000000')).toBe(true)
       ws.terminate()
     } else {
-      const url = (JSON.parse(serve.out.stdout.split('\n')[0]).mqtt_url as string)
+      // as a gateway (the broker refuses anonymous clients, and a device may publish only as itself)
+      const url = withCredentials(JSON.parse(serve.out.stdout.split('\n')[0]).mqtt_url as string, GATEWAY_USER, loadBrokerSecret(env.home.path).gatewayPassword)
       const c = await connectMqtt(url)
       for (const bad of ['{"funcId":', '[]', Buffer.from([0xff, 0x00, 0x13])]) c.publish(`best/${o.sn}/up`, bad, { qos: 1 })
       c.publish('best/STRANGER/up', '{"funcId":"dev.login","mid":"1","sn":"STRANGER","payload":{"params":{}}}', { qos: 1 })

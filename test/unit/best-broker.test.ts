@@ -15,6 +15,7 @@ import { Aedes } from 'aedes'
 import { connect } from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { openBroker, type BrokerLink } from '../../src/drivers/best/broker.js'
+import { loadBrokerSecret, withCredentials } from '../../src/drivers/best/broker-auth.js'
 import { TOPICS } from '../../src/drivers/best/codec.js'
 import type { Logger } from '../../src/types/driver.js'
 import { DEFAULT_SETTINGS } from '../../src/types/gateway.js'
@@ -55,9 +56,11 @@ async function plainAedes(): Promise<{ url: string; close(): Promise<void> }> {
 }
 
 const links: BrokerLink[] = []
+const home = mkdtempSync(join(tmpdir(), 'doorctl-broker-'))
 afterEach(async () => {
   for (const l of links.splice(0)) await l.close()
 })
+afterAll(() => rmSync(home, { recursive: true, force: true }))
 
 /** The gateway's link (the best gateway's subscriptions), with what it hears and warns. */
 async function link(mqttUrl?: string) {
@@ -66,6 +69,7 @@ async function link(mqttUrl?: string) {
   const log: Logger = { debug() {}, info() {}, notice() {}, warn: (m) => warnings.push(m) }
   const l = await openBroker({
     settings: { ...DEFAULT_SETTINGS, bind: '127.0.0.1', mqttPort: 0, mqttUrl },
+    home,
     log,
     clientId: `doorctl-test${Math.random().toString(16).slice(2, 8)}`,
     subscriptions: [TOPICS.sharedUp],
@@ -78,7 +82,7 @@ async function link(mqttUrl?: string) {
 
 /** A device's message on its up topic, through another client of the same broker. */
 async function publishUp(url: string, sn: string, text: string): Promise<void> {
-  const c = connect(url, { reconnectPeriod: 0 })
+  const c = connect(url, { clientId: sn, reconnectPeriod: 0 })
   await new Promise<void>((r, j) => { c.once('connect', () => r()); c.once('error', j) })
   await c.publishAsync(TOPICS.up(sn), text, { qos: 1 })
   await c.endAsync()
@@ -108,7 +112,7 @@ describe('shared-subscription probe of a --mqtt-url broker', () => {
     expect(l.sharedSubscriptions).toBe(true)
     expect(l.bound.mqtt_shared_subscriptions).toBe(true)
     expect(l.warnings).toEqual([])
-    await publishUp(String(l.bound.mqtt_url), 'SN2', 'hi')
+    await publishUp(withCredentials(String(l.bound.mqtt_url), 'SN2', loadBrokerSecret(home).devicePassword('SN2')), 'SN2', 'hi')
     await until(() => heard.length === 1, 5000, 'the device message')
     expect(heard[0].topic).toBe('best/SN2/up')
   })

@@ -14,6 +14,7 @@ import { WebSocket } from 'ws'
 import { Inventory } from '../../src/store/inventory.js'
 import { brokerSign, devKeyOf, userPasswordHash } from '../../src/drivers/best/codec.js'
 import { createHandler, type BestOptions } from '../../src/drivers/best/gateway.js'
+import { GATEWAY_USER, loadBrokerSecret, withCredentials } from '../../src/drivers/best/broker-auth.js'
 import type { DeviceEntry, Logger } from '../../src/types/driver.js'
 import { Gateway } from '../../src/gateway/gateway.js'
 import type { CommandKind, QueuedCommand } from '../../src/types/gateway.js'
@@ -173,6 +174,16 @@ class Harness {
     return String(this.gw.bound.mqtt_url)
   }
 
+  /** The broker URL with the credentials getBrokerServer hands device `sn`. */
+  deviceUrl(sn = SN) {
+    return withCredentials(this.mqttUrl, sn, loadBrokerSecret(this.home).devicePassword(sn))
+  }
+
+  /** The broker URL for another gateway (its gateway user and password). */
+  get gatewayUrl() {
+    return withCredentials(this.mqttUrl, GATEWAY_USER, loadBrokerSecret(this.home).gatewayPassword)
+  }
+
   async stop() {
     for (const c of this.closers.reverse()) await c()
     await this.gw.stop()
@@ -185,7 +196,7 @@ class Harness {
     return p
   }
 
-  async mqtt(sn = SN, url = this.mqttUrl) {
+  async mqtt(sn = SN, url = this.deviceUrl(sn)) {
     const p = await mqttPlayer(url, sn)
     this.closers.push(() => p.client.endAsync(true))
     return p
@@ -238,8 +249,8 @@ describe('getBrokerServer (3.1)', () => {
     const w = await h.broker(h.brokerQuery('best-w'))
     expect(w).toEqual({ status: 200, json: { code: '00000000', message: 'success', payload: { results: { url: `ws://127.0.0.1:${h.gw.httpPort}/best` } } } })
     const m = await h.broker(h.brokerQuery('best-m'))
-    expect(m.json.payload.results.url).toBe(h.mqttUrl)
-    expect(h.mqttUrl).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/)
+    expect(m.json.payload.results.url).toBe(h.deviceUrl(SN))
+    expect(m.json.payload.results.url).toMatch(new RegExp(`^mqtt://${SN}:[\\w-]{32}@127\\.0\\.0\\.1:\\d+$`))
   })
 
   it('refuses a bad sign, an old timestamp, a reused nonce, other types; an unknown sn is discovered', async () => {
@@ -629,10 +640,35 @@ describe('best-m over the embedded broker', () => {
     expect(d.commands('cmd.control.reboot')).toHaveLength(1)
   })
 
-  it('a device on best/{sn}/up whose sn is unknown is refused and discovered; a topic/sn mismatch is refused', async () => {
+  it('anonymous clients, wrong passwords and another serial\'s topics are refused, logged and counted (Gateway.onRefused)', async () => {
     const h = await harness()
-    const stranger = await h.mqtt('STRANGER')
-    expect((await stranger.login()).code).toBe('40100001')
+    const seen: string[] = []
+    h.gw.onRefused((r) => seen.push(`${r.reason} ${r.device ?? '-'} ${r.address}`))
+    const refusedConnect = (url: string, opts: Json = {}) => new Promise<string>((resolve) => {
+      const c = connect(url, { reconnectPeriod: 0, ...opts })
+      c.once('connect', () => { c.end(true); resolve('connected') })
+      c.once('error', (e) => { c.end(true); resolve(e.message) })
+    })
+    expect(await refusedConnect(h.mqttUrl)).toMatch(/not authorized/i)
+    expect(await refusedConnect(withCredentials(h.mqttUrl, SN, 'guess'), { clientId: SN })).toMatch(/bad user ?name or password/i)
+    // a device with its own credentials, wandering into another serial's topics
+    const d = await h.mqtt()
+    await expect(d.client.subscribeAsync('best/OTHER/down', { qos: 1 })).rejects.toThrow(/subscribe error/i)
+    const closed = new Promise<void>((r) => d.client.once('close', () => r()))
+    d.client.publish('best/OTHER/up', '{}', { qos: 1 })
+    await closed
+    await until(() => seen.length === 4)
+    expect(seen).toEqual(['anonymous - 127.0.0.1', 'credentials door-1 127.0.0.1', 'acl door-1 127.0.0.1', 'acl door-1 127.0.0.1'])
+    expect(h.gw.refusedTotal).toBe(4)
+    for (const w of ['mqtt anonymous client refused', 'mqtt device login refused', 'mqtt subscribe refused', 'mqtt publish refused']) expect(h.warnings.some((x) => x.startsWith(w)), w).toBe(true)
+    // the password is a secret: never in a log line
+    expect(h.warnings.join('\n')).not.toContain(loadBrokerSecret(h.home).devicePassword(SN))
+  })
+
+  it('a device whose sn is not in the inventory cannot connect to the broker; a topic/sn mismatch is refused', async () => {
+    const h = await harness()
+    await expect(h.mqtt('STRANGER')).rejects.toThrow(/not authorized/i)
+    expect(h.warnings.some((w) => w.includes('mqtt device login refused') || w.includes('refused'))).toBe(true)
     const d = await h.mqtt()
     expect((await d.request('dev.heartbeat', {}, { sn: 'OTHER' })).code).toBe('40000001')
     expect((await d.request('dev.heartbeat', {})).code).toBe('40100004')
@@ -703,7 +739,7 @@ describe('best-m over the embedded broker', () => {
 describe('two gateways on one broker', () => {
   it('a command queued in gateway A reaches the device once and its answer reaches A, wherever the shared subscription hands it', async () => {
     const a = await harness({ gatewayId: 'aaaa' })
-    const b = await harness({ gatewayId: 'bbbb' }, { mqttUrl: a.mqttUrl })
+    const b = await harness({ gatewayId: 'bbbb' }, { mqttUrl: a.gatewayUrl })
     const d = await a.mqtt()
     expect((await d.login()).code).toBe('00000000')
     await d.report()
@@ -750,7 +786,7 @@ describe('two gateways on one broker', () => {
     const d = await a.mqtt()
     await d.login()
     await d.report()
-    const b = await harness({ gatewayId: 'bbbb' }, { mqttUrl: a.mqttUrl })
+    const b = await harness({ gatewayId: 'bbbb' }, { mqttUrl: a.gatewayUrl })
     const c = b.submit('info')
     expect((await b.final(c.id)).result?.data).toMatchObject({ model: 'TDB08Z-PLUS' })
     const r = b.submit('reboot')

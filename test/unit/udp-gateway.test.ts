@@ -33,7 +33,7 @@ class FakeIntercom {
   got: Json[] = []
   raw: string[] = []
   port = 0
-  constructor(public community: string, public code: string, private server: () => number) {}
+  constructor(public community: string, public code: string, private server: () => number, private bindAddress = '127.0.0.1') {}
 
   async open(): Promise<void> {
     this.socket = createSocket('udp4')
@@ -45,7 +45,7 @@ class FakeIntercom {
         this.got.push({ unparsable: b.toString() })
       }
     })
-    await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()))
+    await new Promise<void>((r) => this.socket.bind(0, this.bindAddress, () => r()))
     this.port = this.socket.address().port
   }
 
@@ -158,6 +158,36 @@ describe('heartbeats and presence', () => {
     expect(await h.dev.heartbeat()).toEqual({ result: '0', message: '心跳发送成功', cmd: 'heartack' })
     const p = h.gw.presence().find((x) => x.device === 'gate-1')!
     expect(p).toMatchObject({ online: true, address: `127.0.0.1:${h.dev.port}`, info: { softVer: '1.02.03.04', name: '阳光花园', deviceSn: 'SN1' } })
+  })
+
+  it('a device pinned with --allow-from: a heartbeat naming it from another address is refused (result "1"), logged once, counted, not discovered', async () => {
+    h.device = { ...h.device, allowFrom: ['127.0.0.1/32'] }
+    await h.start()
+    const refused: string[] = []
+    h.gw.onRefused((r) => refused.push(`${r.device} ${r.protocol} ${r.address}`))
+    // all of 127.0.0.0/8 is loopback on Linux: 127.0.0.2 stands for an impostor on another host
+    const spoof = new FakeIntercom('123456', '200111', () => Number(h.gw.bound.udp_port), '127.0.0.2')
+    await spoof.open()
+    try {
+      expect((await spoof.heartbeat()).result).toBe('1')
+      expect((await spoof.heartbeat()).result).toBe('1')
+      expect(h.gw.presence().find((x) => x.device === 'gate-1')).toBeUndefined()
+      // its HTTP callbacks (from the same address) are refused too: nothing spooled
+      const { Agent, fetch: fetchFrom } = await import('undici')
+      const agent = new Agent({ localAddress: '127.0.0.2' })
+      const cb = { communityId: '123456', deviceCode: '200111', type: '4', result: '0', phone: '13533335555', roomNumber: '0101', unitId: '0021' }
+      const res = await fetchFrom(`${h.base}/unlockCallback`, { method: 'POST', body: new URLSearchParams(cb).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' }, dispatcher: agent })
+      await agent.close()
+      expect(((await res.json()) as Json).code).not.toBe('0000')
+      expect(h.gw.store.records('gate-1', 0, 10)).toEqual([])
+    } finally {
+      await spoof.close()
+    }
+    expect(refused.filter((r) => r === 'gate-1 udp 127.0.0.2').length).toBeGreaterThanOrEqual(2)
+    expect(h.warnings.filter((w) => w.includes('--allow-from'))).toHaveLength(1)
+    expect(h.gw.discoveredDevices()).toEqual([])
+    expect(await h.dev.heartbeat()).toMatchObject({ result: '0' })
+    expect(h.gw.presence().find((x) => x.device === 'gate-1')).toMatchObject({ online: true })
   })
 
   it('garbage, oversized, cmd-less and broken datagrams are dropped with a log line; the gateway goes on', async () => {

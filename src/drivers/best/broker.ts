@@ -9,17 +9,24 @@
  * A broker of --mqtt-url is asked whether it routes them (a probe message through a `$share`
  * subscription of this gateway's own); one that does not gets plain subscriptions instead, with
  * a warning that only one gateway may use it.
+ *
+ * The embedded broker takes no anonymous client (broker-auth.ts: devices as their serial number,
+ * confined to best/{sn}/…; gateways as doorctl-gateway), speaks MQTTS when the gateway has
+ * --tls-cert, and this gateway's own client reaches it in-process (no socket, no certificate to
+ * check against itself).
  */
 import { randomBytes } from 'node:crypto'
 import type { Server, Socket } from 'node:net'
-import type { IPublishPacket, MqttClient } from 'mqtt'
-import type { GatewaySettings } from '../../types/gateway.js'
+import { Duplex } from 'node:stream'
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt'
+import type { GatewaySettings, TlsMaterial } from '../../types/gateway.js'
 import type { Logger } from '../../types/driver.js'
+import { deviceMayUse, GATEWAY_USER, loadBrokerSecret, samePassword, withCredentials, type BrokerSecret } from './broker-auth.js'
 
 export interface BrokerLink {
   readonly client: MqttClient
-  /** The URL devices are given (getBrokerServer, type best-m); `host` replaces an unspecified bind address. */
-  deviceUrl(host?: string): string
+  /** The URL device `sn` is given (getBrokerServer, type best-m), with its credentials for a doorctl broker; `host` replaces an unspecified bind address. */
+  deviceUrl(sn: string, host?: string): string
   /** For the ready line. */
   readonly bound: Record<string, string | number | boolean>
   /** Whether `$share/…` subscriptions are routed: always by the embedded broker; probed on a broker of --mqtt-url (undefined until it answered). */
@@ -32,6 +39,14 @@ export interface BrokerLink {
 export interface BrokerOptions {
   settings: GatewaySettings
   log: Logger
+  /** DOORCTL_HOME: the broker secret (broker-auth.ts). */
+  home: string
+  /** The gateway's certificate: the embedded broker speaks MQTTS. */
+  tls?: TlsMaterial
+  /** Whether device `sn` may connect from `address` (in the inventory, and its --allow-from); refusals are logged by the caller. */
+  admitDevice?(sn: string, address: string): boolean
+  /** Told of each client or packet refused for its credentials or topics (logged here). */
+  onRefused?(r: { reason: 'anonymous' | 'credentials' | 'acl'; address: string; sn?: string }): void
   clientId: string
   /** Filters to subscribe to (QoS 1), on every (re)connect. */
   subscriptions: string[]
@@ -109,15 +124,99 @@ class ShareGroups {
 
 interface Embedded {
   port: number
+  /** A stream to the broker for this gateway's own client (in-process, authenticated as a gateway). */
+  connect(): Duplex
   close(): Promise<void>
 }
 
-async function startEmbedded(settings: GatewaySettings, log: Logger): Promise<Embedded> {
+/** Two connected in-memory streams: what one writes, the other reads. */
+function duplexPair(): [Duplex, Duplex] {
+  const make = (peer: () => Duplex) =>
+    new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        peer().push(chunk)
+        cb()
+      },
+      final(cb) {
+        peer().push(null)
+        cb()
+      },
+      destroy(err, cb) {
+        const p = peer()
+        if (!p.destroyed) p.destroy()
+        cb(err)
+      },
+    })
+  const a: Duplex = make(() => b)
+  const b: Duplex = make(() => a)
+  return [a, b]
+}
+
+type Role = { gateway: true } | { sn: string }
+
+function authError(message: string, returnCode: 4 | 5): Error & { returnCode: 4 | 5 } {
+  return Object.assign(new Error(message), { returnCode })
+}
+
+async function startEmbedded(opts: BrokerOptions, secret: BrokerSecret): Promise<Embedded> {
+  const { settings, log } = opts
   const { Aedes } = await import('aedes')
-  const { createServer } = await import('node:net')
   const shares = new ShareGroups()
+  const roles = new WeakMap<object, Role>()
+  /** The streams of this gateway's own client: trusted without a password. */
+  const inProcess = new WeakSet<object>()
+  const addressOf = (client: { conn: unknown } | null) => (client?.conn as { remoteAddress?: string } | undefined)?.remoteAddress ?? 'in-process'
+  const refused = (what: string, reason: 'anonymous' | 'credentials' | 'acl', fields: Record<string, unknown> & { from: string; sn?: string }) => {
+    log.warn(`mqtt ${what} refused`, fields)
+    opts.onRefused?.({ reason, address: fields.from, sn: fields.sn })
+  }
   const broker = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      const conn = client.conn as Duplex & { remoteAddress?: string }
+      const address = conn.remoteAddress ?? 'in-process'
+      if (inProcess.has(conn)) {
+        roles.set(client, { gateway: true })
+        return done(null, true)
+      }
+      if (username === undefined || username === '') {
+        refused('anonymous client', 'anonymous', { client: client.id, from: address })
+        return done(authError('anonymous clients are refused', 5), false)
+      }
+      if (username === GATEWAY_USER) {
+        if (!samePassword(password, secret.gatewayPassword)) {
+          refused('gateway login', 'credentials', { client: client.id, from: address, reason: 'wrong password' })
+          return done(authError('bad user name or password', 4), false)
+        }
+        roles.set(client, { gateway: true })
+        return done(null, true)
+      }
+      const sn = username
+      if (!samePassword(password, secret.devicePassword(sn))) {
+        refused('device login', 'credentials', { sn, from: address, reason: 'wrong password' })
+        return done(authError('bad user name or password', 4), false)
+      }
+      // one session per device: another client id could take over (disconnect) someone else's session
+      if (client.id !== sn) {
+        refused('device login', 'credentials', { sn, client: client.id, from: address, reason: 'client id must be the sn' })
+        return done(authError('client id must be the sn', 5), false)
+      }
+      if (opts.admitDevice && !opts.admitDevice(sn, address)) return done(authError('not authorized', 5), false)
+      roles.set(client, { sn })
+      done(null, true)
+    },
+    authorizePublish(client, packet, done) {
+      const role = client ? roles.get(client) : { gateway: true as const }
+      if (role && ('gateway' in role || deviceMayUse(role.sn, packet.topic))) return done(null)
+      refused('publish', 'acl', { client: client?.id, topic: packet.topic, from: addressOf(client), sn: role && 'sn' in role ? role.sn : undefined })
+      done(new Error(`publishing to ${packet.topic} is not allowed`))
+    },
     authorizeSubscribe(client, sub, done) {
+      const role = roles.get(client)
+      if (!role || ('sn' in role && !deviceMayUse(role.sn, sub.topic))) {
+        refused('subscribe', 'acl', { client: client.id, topic: sub.topic, from: addressOf(client), sn: role && 'sn' in role ? role.sn : undefined })
+        return done(null, null)
+      }
       const m = /^\$share\/([^/+#]+)\/(.+)$/.exec(sub.topic)
       if (m) {
         shares.join(client.id, m[1], m[2])
@@ -133,16 +232,26 @@ async function startEmbedded(settings: GatewaySettings, log: Logger): Promise<Em
   broker.on('clientDisconnect', (c) => shares.online(c.id, false))
   broker.on('clientError', (c, err) => log.debug('mqtt client error', { client: c?.id, error: err.message }))
   const sockets = new Set<Socket>()
-  // small MQTT packets each way: without no-delay, Nagle + delayed ACKs add ~40 ms per hop
-  const server: Server = createServer({ noDelay: true }, (s) => {
+  const onSocket = (s: Socket) => {
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
     broker.handle(s)
-  })
+  }
+  // small MQTT packets each way: without no-delay, Nagle + delayed ACKs add ~40 ms per hop
+  let server: Server
+  if (opts.tls) {
+    const { createServer } = await import('node:tls')
+    server = createServer({ cert: opts.tls.cert, key: opts.tls.key, noDelay: true }, onSocket)
+    server.on('tlsClientError', (err, s) => log.debug('mqtts handshake failed', { from: s.remoteAddress, error: err.message }))
+  } else {
+    const { createServer } = await import('node:net')
+    server = createServer({ noDelay: true }, onSocket)
+  }
+  const port = settings.mqttPort ?? (opts.tls ? MQTTS_PORT : MQTT_PORT)
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(settings.mqttPort, settings.bind, () => {
+      server.listen(port, settings.bind, () => {
         server.off('error', reject)
         resolve()
       })
@@ -150,18 +259,31 @@ async function startEmbedded(settings: GatewaySettings, log: Logger): Promise<Em
   } catch (err) {
     await new Promise<void>((r) => broker.close(() => r()))
     const code = (err as NodeJS.ErrnoException).code
-    throw new BrokerUnavailable(code === 'EADDRINUSE' ? `port ${settings.mqttPort} on ${settings.bind} is in use` : String(err))
+    throw new BrokerUnavailable(code === 'EADDRINUSE' ? `port ${port} on ${settings.bind} is in use` : String(err))
   }
-  const port = (server.address() as { port: number }).port
+  const streams = new Set<Duplex>()
   return {
-    port,
+    port: (server.address() as { port: number }).port,
+    connect() {
+      const [mine, theirs] = duplexPair()
+      inProcess.add(theirs)
+      streams.add(theirs)
+      theirs.on('close', () => streams.delete(theirs))
+      broker.handle(theirs)
+      return mine
+    },
     async close() {
       for (const s of sockets) s.destroy()
+      for (const s of streams) s.destroy()
       await new Promise<void>((r) => server.close(() => r()))
       await new Promise<void>((r) => broker.close(() => r()))
     },
   }
 }
+
+/** MQTT's and MQTTS's ports: the embedded broker's defaults. */
+const MQTT_PORT = 1883
+const MQTTS_PORT = 8883
 
 function isUnspecified(host: string): boolean {
   return host === '' || host === '0.0.0.0' || host === '::' || host === '[::]'
@@ -186,16 +308,11 @@ export function redactUrl(url: string): string {
 /** Starts the embedded broker (or not, with --mqtt-url) and connects the gateway's client. */
 export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
   const { settings, log } = opts
-  let embedded: Embedded | undefined
-  let clientUrl: string
-  if (settings.mqttUrl) {
-    clientUrl = settings.mqttUrl
-  } else {
-    embedded = await startEmbedded(settings, log)
-    clientUrl = `mqtt://${isUnspecified(settings.bind) ? '127.0.0.1' : bracket(settings.bind)}:${embedded.port}`
-  }
-  const { connect } = await import('mqtt')
-  const client = connect(clientUrl, {
+  // only a doorctl broker (embedded, or another gateway's) needs the secret: none is made for mosquitto
+  let loaded: BrokerSecret | undefined
+  const secret = () => (loaded ??= loadBrokerSecret(opts.home))
+  const mqtt = await import('mqtt')
+  const options: IClientOptions = {
     clientId: opts.clientId,
     // a clean session: what devices sent while no gateway listened is not worth answering late (the
     // device timed out and sends it again); duplicates within a session are dropped by mid
@@ -204,7 +321,26 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
     keepalive: 30,
-  })
+  }
+  let embedded: Embedded | undefined
+  let client: MqttClient
+  let clientUrl: string
+  /** Whether the broker is a doorctl one (its gateway user): devices are then handed credentials. */
+  let doorctlBroker: boolean
+  if (settings.mqttUrl) {
+    clientUrl = settings.mqttUrl
+    const u = new URL(clientUrl)
+    doorctlBroker = decodeURIComponent(u.username) === GATEWAY_USER
+    // another gateway's embedded broker: the password comes from the copy of its secret, not the command line
+    if (doorctlBroker && u.password === '') options.password = secret().gatewayPassword
+    client = mqtt.connect(clientUrl, options)
+  } else {
+    embedded = await startEmbedded(opts, secret())
+    doorctlBroker = true
+    clientUrl = `${opts.tls ? 'mqtts' : 'mqtt'}://${isUnspecified(settings.bind) ? '127.0.0.1' : bracket(settings.bind)}:${embedded.port}`
+    const e = embedded
+    client = new mqtt.MqttClient(() => e.connect(), options)
+  }
   // shared subscriptions: the embedded broker routes them; a broker of --mqtt-url is probed once
   let shared: boolean | undefined = embedded ? true : undefined
   const warnings: string[] = []
@@ -295,7 +431,7 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
       resolve()
     })
   })
-  const shownUrl = embedded ? `mqtt://${bracket(settings.bind)}:${embedded.port}` : redactUrl(clientUrl)
+  const shownUrl = embedded ? `${opts.tls ? 'mqtts' : 'mqtt'}://${bracket(settings.bind)}:${embedded.port}` : redactUrl(clientUrl)
   return {
     client,
     get bound() {
@@ -305,10 +441,13 @@ export async function openBroker(opts: BrokerOptions): Promise<BrokerLink> {
       return shared
     },
     warnings,
-    deviceUrl(host?: string): string {
-      if (!embedded) return redactUrl(clientUrl)
-      const h = isUnspecified(settings.bind) ? (host && host !== '' ? host : '127.0.0.1') : settings.bind
-      return `mqtt://${bracket(h)}:${embedded.port}`
+    deviceUrl(sn: string, host?: string): string {
+      let url = redactUrl(clientUrl)
+      if (embedded) {
+        const h = isUnspecified(settings.bind) ? (host && host !== '' ? host : '127.0.0.1') : settings.bind
+        url = `${opts.tls ? 'mqtts' : 'mqtt'}://${bracket(h)}:${embedded.port}`
+      }
+      return doorctlBroker ? withCredentials(url, sn, secret().devicePassword(sn)) : url
     },
     async close() {
       // neither a broker that went away nor a client still connecting may hold the gateway's stop

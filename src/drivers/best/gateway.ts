@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
-import type { GatewayContext, GatewayResponse, ProtocolHandler, Route, WebSocketRoute } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayResponse, type ProtocolHandler, type Route, type WebSocketRoute } from '../../types/gateway.js'
 import type { DeviceEntry } from '../../types/driver.js'
 import type { BrokerLink } from './broker.js'
 import { brokerError, claimedSn, CODE, credentials, parseMessage, reply, TOPICS, type BestMessage, type Json, type Parsed } from './codec.js'
@@ -88,11 +88,25 @@ class BestGateway implements BestCore {
     this.sweeper = setInterval(() => this.safe('sweep', () => this.sweep()), this.o.sweepMs)
     this.sweeper.unref()
     if (!this.o.mqtt) return
+    const s = this.ctx.settings
+    // the embedded broker is a listening port: only when a best-m device needs it, or --mqtt-port asks for it
+    if (!s.mqttUrl && s.mqttPort === undefined && !this.ctx.devices().some((d) => d.protocol === 'best' && d.transport === 'mqtt')) {
+      this.brokerProblem = 'no best-m device was in the inventory when the gateway started (restart it, or pass --mqtt-port)'
+      return
+    }
     const { openBroker, BrokerUnavailable } = await import('./broker.js')
     try {
       this.link = await openBroker({
         settings: this.ctx.settings,
         log: this.ctx.log,
+        home: this.ctx.home,
+        tls: this.ctx.tls,
+        admitDevice: (sn, address) => {
+          const entry = this.ctx.findDevice('best', sn, address)
+          if (!entry) this.ctx.log.warn('mqtt device login refused', { sn, from: address, reason: 'not in the inventory' })
+          return entry !== undefined && entry !== REFUSED
+        },
+        onRefused: (r) => this.ctx.refused({ protocol: 'best', address: r.address, reason: r.reason, device: r.sn !== undefined ? this.ctx.findDevice('best', r.sn)?.name : undefined }),
         clientId: `doorctl-${this.gwId}`,
         sharedProbeMs: this.o.sharedProbeMs,
         subscriptions: [TOPICS.sharedUp, `doorctl/best/gw/${this.gwId}`, 'doorctl/best/dev/+/session', 'doorctl/best/dev/+/claim'],
@@ -177,6 +191,7 @@ class BestGateway implements BestCore {
       id: `ws-${randomBytes(6).toString('hex')}`,
       socket,
       address: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? 0}`,
+      remoteAddress: req.socket.remoteAddress ?? '',
       host: typeof req.headers.host === 'string' ? req.headers.host : '',
       loggedIn: false,
       ready: false,
@@ -217,7 +232,12 @@ class BestGateway implements BestCore {
       const sn = claimedSn(m)
       if (!sn) return this.answerOnce(undefined, ch, m, CODE.badRequest, 'sn is required on best-w')
       if (dev && dev.sn !== sn) return this.answerOnce(dev, ch, m, CODE.badRequest, 'sn differs from the one this connection registered with')
-      const entry = this.ctx.findDevice('best', sn)
+      const entry = this.ctx.findDevice('best', sn, conn.remoteAddress)
+      if (entry === REFUSED) {
+        this.answerOnce(undefined, ch, m, CODE.badAuth, 'not allowed from this address')
+        conn.socket.close(1008, 'not allowed from this address')
+        return
+      }
       if (!entry) return this.unknown(sn, ch, m)
       dev = conn.dev = this.devOf(entry)
     }

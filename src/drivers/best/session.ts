@@ -6,7 +6,7 @@
  * on an older one was lost (delivery.ts decides what to do with it).
  */
 import { randomBytes } from 'node:crypto'
-import type { GatewayContext, GatewayRequest, GatewayResponse } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayRequest, type GatewayResponse } from '../../types/gateway.js'
 import {
   brokerAnswer, brokerError, brokerSign, CODE, credentials, devKeyOf, exchangeAnswer, infoData, newMid, offsetText, parseBrokerQuery, reportAnswer,
   isObject, reportedOptions, reportInfo, sameHex, sessionValue, type BestMessage, type Credentials,
@@ -39,7 +39,8 @@ export class Sessions implements SessionPart {
       this.ctx.log.warn('best getBrokerServer malformed', { from: address, reason: q.error })
       return { status: 400, json: brokerError(CODE.badRequest, q.error) }
     }
-    const entry = this.ctx.findDevice('best', q.sn)
+    const entry = this.ctx.findDevice('best', q.sn, req.remoteAddress)
+    if (entry === REFUSED) return { json: brokerError(CODE.badAuth, 'not allowed from this address') }
     if (!entry) {
       this.ctx.discovered('best', q.sn, address, { type: q.type })
       return { json: brokerError(CODE.unknownDevice, 'unknown device: add it with doorctl device add --protocol best') }
@@ -67,15 +68,15 @@ export class Sessions implements SessionPart {
     }
     switch (q.type) {
       case 'best-w':
-        return { json: brokerAnswer(`ws://${host}/best`) }
+        return { json: brokerAnswer(`${this.ctx.tls ? 'wss' : 'ws'}://${host}/best`) }
       case 'best-m': {
         if (!this.core.link) {
-          this.ctx.log.warn(`best-m device ${entry.name} asks for the MQTT broker, but ${this.core.brokerProblem ? `the embedded broker could not start (${this.core.brokerProblem})` : 'this gateway has none'}`, { suggestion: 'pick another --mqtt-port, or point --mqtt-url at a broker' })
+          this.ctx.log.warn(`best-m device ${entry.name} asks for the MQTT broker, but ${this.core.brokerProblem ? `the embedded broker is not running: ${this.core.brokerProblem}` : 'this gateway has none'}`, { suggestion: 'pick another --mqtt-port, or point --mqtt-url at a broker' })
           return refuse(CODE.unavailable, 'this gateway has no MQTT broker')
         }
         if (!MQTT_SAFE_SN.test(q.sn)) return refuse(CODE.badRequest, 'this sn cannot be used in MQTT topics')
         const hostname = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1')
-        return { json: brokerAnswer(this.core.link.deviceUrl(hostname)) }
+        return { json: brokerAnswer(this.core.link.deviceUrl(q.sn, hostname)) }
       }
       default:
         return refuse(CODE.unsupportedType, `type ${q.type} is not served here (best-w, best-m)`)

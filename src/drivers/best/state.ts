@@ -53,6 +53,8 @@ export interface WsConn {
   id: string
   socket: WebSocket
   address: string
+  /** The peer's address as its socket reports it (source pinning). */
+  remoteAddress: string
   host: string
   dev?: Dev
   loggedIn: boolean

@@ -27,7 +27,7 @@
  * imports, deletions and listings, records.ts spools records, devices.ts holds each device's
  * state and the command it is working on.
  */
-import type { GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, Route } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayRequest, type GatewayResponse, type ProtocolHandler, type Route } from '../../types/gateway.js'
 import { errorAnswer, isObject, jsonPart, keepaliveMeansIdle, parseKeepalive, snOf, unknownDeviceAnswer, type DoorStatus } from './codec.js'
 import { Httpv2Delivery } from './delivery.js'
 import { Httpv2Devices, type DeviceState, type Endpoint, type Reply } from './devices.js'
@@ -99,7 +99,9 @@ class Httpv2Gateway {
       const sn = snOf(req, isObject(result) ? result : undefined)
       if (!sn) return this.devices.bad(endpoint, address, 'SN missing')
       const status = endpoint === 'keepalive' && isObject(req.json) ? parseKeepalive(req.json) : undefined
-      const entry = this.ctx.findDevice('httpv2', sn)
+      const entry = this.ctx.findDevice('httpv2', sn, req.remoteAddress)
+      // pinned elsewhere (--allow-from): the same refusal as an unknown device, nothing served
+      if (entry === REFUSED) return { json: unknownDeviceAnswer() }
       if (!entry) {
         this.ctx.discovered('httpv2', sn, address, status ? { ...status } : undefined)
         return { json: unknownDeviceAnswer() }

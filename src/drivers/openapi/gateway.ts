@@ -39,7 +39,7 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import type { CommandKind, CommandResult, GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, QueuedCommand, Route } from '../../types/gateway.js'
+import { REFUSED, type CommandKind, type CommandResult, type GatewayContext, type GatewayRequest, type GatewayResponse, type ProtocolHandler, type QueuedCommand, type Route } from '../../types/gateway.js'
 import type { DeviceEntry, PersonOutcome } from '../../types/driver.js'
 import {
   captureToRecord, faceAnswer, isJpeg, isObject, parseAttributeUpload, parseFaceUpload, parseHeartbeat, parseLastQueryTime, parseResults,
@@ -214,7 +214,8 @@ class PlatformGateway {
     const deviceId = text(req.params.deviceid)
     try {
       if (deviceId === '') return this.bad(endpoint, address, 'deviceid missing in the path')
-      const entry = this.ctx.findDevice('openapi', deviceId)
+      const entry = this.ctx.findDevice('openapi', deviceId, req.remoteAddress)
+      if (entry === REFUSED) return { json: this.refusal(endpoint, req) }
       if (!entry) {
         this.ctx.discovered('openapi', deviceId, address, { endpoint: SEGMENTS.find(([, e]) => e === endpoint)![0] })
         return { json: this.refusal(endpoint, req) }

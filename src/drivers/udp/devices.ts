@@ -1,5 +1,5 @@
 import type { Socket } from 'node:dgram'
-import type { GatewayContext, GatewayRequest, GatewayResponse, QueuedCommand } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayRequest, type GatewayResponse, type QueuedCommand } from '../../types/gateway.js'
 import type { DeviceEntry } from '../../types/driver.js'
 import { failAnswer, identity, type Heartbeat } from './codec.js'
 import type { FaceBook, FaceJob } from './face-book.js'
@@ -53,8 +53,10 @@ export class UdpDevices {
     this.ctx.log.warn(msg, w && w.suppressed > 0 ? { ...fields, suppressed: w.suppressed } : fields)
   }
 
-  lookup(id: string): DeviceEntry | undefined {
-    const entry = this.ctx.findDevice('udp', id)
+  /** The device by its identity, for a peer at `from` (REFUSED: pinned to other addresses). */
+  lookup(id: string, from: string): DeviceEntry | typeof REFUSED | undefined {
+    const entry = this.ctx.findDevice('udp', id, from)
+    if (entry === REFUSED) return entry
     if (entry) {
       this.aliases.delete(id)
       return entry
@@ -90,7 +92,8 @@ export class UdpDevices {
     const d = f.deviceCode ?? ''
     if (c && d) {
       const id = identity(c, d)
-      const entry = this.lookup(id)
+      const entry = this.lookup(id, req.remoteAddress)
+      if (entry === REFUSED) return { devs: [], unknown: id }
       if (!entry) {
         this.ctx.discovered('udp', id, `${req.remoteAddress}:${req.remotePort}`, { communityId: c, deviceCode: d })
         return { devs: [], unknown: id }
@@ -106,6 +109,10 @@ export class UdpDevices {
   refuse(req: GatewayRequest, path: string, message: string, status = 400): GatewayResponse {
     this.warnLimited(`http:${path}:${status}`, `udp ${path} refused`, { from: `${req.remoteAddress}:${req.remotePort}`, reason: message })
     return { status, json: failAnswer(message) }
+  }
+
+  refused(): GatewayResponse {
+    return { json: failAnswer('not allowed from this address') }
   }
 
   unknownDevice(id: string): GatewayResponse {

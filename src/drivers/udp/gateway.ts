@@ -28,7 +28,7 @@
 import { createSocket, type RemoteInfo } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import { UsageError } from '../../types/errors.js'
-import type { GatewayContext, GatewayRequest, GatewayResponse, ProtocolHandler, Route } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayRequest, type GatewayResponse, type ProtocolHandler, type Route } from '../../types/gateway.js'
 import { failAnswer, heartack, identity, parseAck, parseDatagram, parseHeartbeat, type Heartbeat, type Json } from './codec.js'
 import { UdpDelivery } from './delivery.js'
 import { UdpDevices } from './devices.js'
@@ -158,8 +158,10 @@ class UdpGateway {
     }
     const id = identity(hb.communityId, hb.deviceCode)
     const info = { communityId: hb.communityId, deviceCode: hb.deviceCode, softVer: hb.softVer, name: hb.name, deviceSn: hb.deviceSn }
-    const entry = this.devices.lookup(id)
+    const entry = this.devices.lookup(id, rinfo.address)
     const reply = (known: boolean) => this.devices.socket?.send(heartack(known), rinfo.port, rinfo.address)
+    // pinned elsewhere (--allow-from): refused as an unknown device is (result "1"), nothing served
+    if (entry === REFUSED) return void reply(false)
     if (!entry) {
       this.ctx.discovered('udp', id, from, info)
       reply(false)

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, openSync, readSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import type { GatewayContext, GatewayRequest, GatewayResponse, QueuedCommand } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayRequest, type GatewayResponse, type QueuedCommand } from '../../types/gateway.js'
 import type { PersonOutcome } from '../../types/driver.js'
 import {
   callbackFields, failAnswer, faceListAnswer, identity, isObject, okAnswer, oneLockAnswer, parseAuthImage, parseTimestrap, pathOf, str,
@@ -347,7 +347,8 @@ export class UdpPeople {
     const password = f.onePassword ?? ''
     if (!password) return this.devices.refuse(req, '/oneLock', 'onePassword is required')
     const id = identity(c, d)
-    const entry = this.devices.lookup(id)
+    const entry = this.devices.lookup(id, req.remoteAddress)
+    if (entry === REFUSED) return this.devices.refused()
     if (!entry) {
       this.ctx.discovered('udp', id, `${req.remoteAddress}:${req.remotePort}`, { communityId: c, deviceCode: d })
       return this.devices.unknownDevice(id)

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { GatewayContext, GatewayRequest, GatewayResponse } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type GatewayRequest, type GatewayResponse } from '../../types/gateway.js'
 import { callbackFields, failAnswer, identity, isObject, okAnswer, parseUnlockCallback, pathOf, unlockRecord, uploadNameOf, uploadParams } from './codec.js'
 import type { UdpDevices } from './devices.js'
 import type { UdpPeople } from './people.js'
@@ -55,7 +55,8 @@ export class UdpRecords {
     const u = parseUnlockCallback(callbackFields(req))
     if ('error' in u) return this.devices.refuse(req, '/unlockCallback', u.error)
     const id = identity(u.communityId, u.deviceCode)
-    const entry = this.devices.lookup(id)
+    const entry = this.devices.lookup(id, req.remoteAddress)
+    if (entry === REFUSED) return this.devices.refused()
     if (!entry) {
       this.ctx.discovered('udp', id, `${req.remoteAddress}:${req.remotePort}`, { communityId: u.communityId, deviceCode: u.deviceCode })
       return this.devices.unknownDevice(id)

@@ -28,7 +28,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
-import type { GatewayContext, ProtocolHandler, WebSocketRoute } from '../../types/gateway.js'
+import { REFUSED, type GatewayContext, type ProtocolHandler, type WebSocketRoute } from '../../types/gateway.js'
 import { CODE, encodeImage, estimateOffset, parseFrame, registerAnswer, response, WS_PATH, type RegisterInfo } from './codec.js'
 import { WsjsonDelivery } from './delivery.js'
 import { Cancelled, DISCONNECTED, GiveUp, lostMessage, WsjsonDevices, type Conn, type DeviceState } from './devices.js'
@@ -191,7 +191,12 @@ class WsjsonGateway {
   // ---- device messages ----------------------------------------------------------------------------
 
   private register(conn: Conn, info: RegisterInfo): void {
-    const entry = this.ctx.findDevice('wsjson', info.sn)
+    const entry = this.ctx.findDevice('wsjson', info.sn, conn.address.replace(/:\d+$/, ''))
+    if (entry === REFUSED) {
+      this.devices.send(conn, response(CODE.error, 'not allowed from this address'))
+      conn.ws.close(1008, 'not allowed from this address')
+      return
+    }
     const details = { ip: info.ip, mac: info.mac, sn: info.sn, type: info.type }
     if (!entry) {
       // CLI.md: an unknown device's register is answered with code 500, remembered as discovered, not served

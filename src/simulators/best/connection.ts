@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { Agent, fetch, type Response } from 'undici'
 import {
   bestDevKey, bestSign, BEST_GET_BROKER_PATH, codeOf, errMsg, findNonStrings, formatTimeZone, HANDLED_COMMANDS, isObj, isOk, MAX_USERS, obj,
   parseTimeZone, results, str, type Json, type Pending,
@@ -129,13 +130,18 @@ export class BestConnection {
     // AMBIGUITIES best #1: the document's `×tamp` is a damaged `&timestamp` (HTML entity `&times`): send `timestamp`.
     const q = new URLSearchParams({ sn: this.state.sn, type, nonce, timestamp, sign })
     const url = new URL(`${base.pathname.replace(/\/+$/, '')}${BEST_GET_BROKER_PATH}?${q.toString()}`, base)
+    // a gateway with its own CA (--ca): trusted for this request only, and the connection not kept
+    const agent = this.state.o.ca ? new Agent({ connect: { ca: this.state.o.ca } }) : undefined
     let res: Response
+    let text: string
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(this.state.o.requestTimeoutMs) })
+      res = await fetch(url, { signal: AbortSignal.timeout(this.state.o.requestTimeoutMs), ...(agent ? { dispatcher: agent } : {}) })
+      text = await res.text()
     } catch (err) {
       throw new Error(`getBrokerServer ${base.origin}: ${errMsg(err)}`)
+    } finally {
+      void agent?.close()
     }
-    const text = await res.text()
     let body: Json
     try {
       body = obj(JSON.parse(text))
@@ -150,7 +156,7 @@ export class BestConnection {
     const wanted = this.state.o.transport === 'ws' ? ['ws', 'wss'] : ['mqtt', 'mqtts', 'tcp', 'ssl', 'tls', 'ws', 'wss']
     if (!wanted.includes(scheme)) throw new Error(`getBrokerServer answered ${brokerUrl}, not a ${type} address`)
     const tls: { ca?: string; cert?: string; key?: string } = {}
-    if (str(r.rootCA)) tls.ca = str(r.rootCA)
+    if (str(r.rootCA) || this.state.o.ca) tls.ca = str(r.rootCA) || this.state.o.ca
     if (str(r.certificate)) tls.cert = str(r.certificate)
     if (str(r.privateKey)) tls.key = str(r.privateKey)
     return { url: brokerUrl, tls }

@@ -7,6 +7,8 @@ export interface BestSimulatorOptions {
   /** http://127.0.0.1:PORT (getBrokerServer lives there; a path prefix is kept). */
   server: string
   sn: string
+  /** PEM certificate(s) to trust besides the system's (`--ca F`): a gateway with a self-signed or private-CA certificate. */
+  ca?: string
   /** Asks getBrokerServer with the matching `type` (best-w / best-m). */
   transport: 'ws' | 'mqtt'
   /** Default '5d9b11e1a3f448ae81f9f920e976d852' (the document's example). */

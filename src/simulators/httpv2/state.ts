@@ -5,6 +5,8 @@ export interface Httpv2SimulatorOptions {
   /** Base URL of the server, e.g. http://127.0.0.1:8090 (a path prefix is kept). */
   server: string
   sn: string
+  /** PEM certificate(s) to trust besides the system's (`--ca F`): a gateway with a self-signed or private-CA certificate. */
+  ca?: string
   /** Keepalive interval; default 15000; tests use ~50. */
   intervalMs?: number
   /** Send JSON request bodies gzip-compressed with Content-Encoding: gzip (field report: mongoose 6.18 devices do this); default true. */

@@ -10,6 +10,7 @@ import type { Httpv2SimulatorOptions, Httpv2State } from './state.js'
 export class Httpv2Transport {
   private readonly origin: string
   private readonly prefix: string
+  private readonly ca?: string
   readonly timeoutMs: number
   private readonly retries = 3 // "异常处理": 超时重试次数3次
   client: Client | undefined
@@ -21,6 +22,7 @@ export class Httpv2Transport {
     this.origin = u.origin
     this.prefix = u.pathname.replace(/\/+$/, '')
     this.timeoutMs = opts.requestTimeoutMs ?? 2000
+    this.ca = opts.ca
   }
 
   async post(path: string, body: { json: unknown } | { multipart: MultipartPart[] }, timeoutMs = this.timeoutMs): Promise<Answer> {
@@ -57,7 +59,7 @@ export class Httpv2Transport {
     let lastError: unknown
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       this.checkStopped()
-      this.client ??= new Client(this.origin, { pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: this.timeoutMs } })
+      this.client ??= new Client(this.origin, { pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: this.timeoutMs, ...(this.ca ? { ca: this.ca } : {}) } })
       try {
         const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(timeoutMs)])
         const res = await this.client.request({ method, path, headers, body: payload, signal })

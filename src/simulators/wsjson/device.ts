@@ -24,6 +24,8 @@ export interface WsjsonSimulatorOptions {
   /** Server WebSocket URL, e.g. ws://127.0.0.1:8090/wsjson. */
   url: string
   sn: string
+  /** PEM certificate(s) to trust besides the system's (`--ca F`): a gateway with a self-signed or private-CA certificate. */
+  ca?: string
   /** Register `ip`; default: the local address of the connection. */
   ip?: string
   /** Register `mac`; default: 12 uppercase hex digits derived from the SN. */
@@ -183,6 +185,7 @@ class WsjsonDevice implements WsjsonSimulator {
   readonly events: WsjsonEvents = { registers: 0, heartbeats: 0, commands: {}, repliesWithoutCommandId: 0 }
 
   private readonly url: string
+  private readonly ca?: string
   private readonly ipOpt: string | undefined
   private readonly mac: string
   private readonly type: string
@@ -222,6 +225,7 @@ class WsjsonDevice implements WsjsonSimulator {
     const u = new URL(opts.url)
     if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error(`wsjson simulator: url must be ws:// or wss://, got ${opts.url}`)
     this.url = opts.url
+    this.ca = opts.ca
     this.sn = opts.sn
     this.ipOpt = opts.ip
     this.mac = opts.mac ?? createHash('md5').update(`wsjson:${opts.sn}`).digest('hex').slice(0, 12).toUpperCase()
@@ -332,7 +336,7 @@ class WsjsonDevice implements WsjsonSimulator {
   private connect(): void {
     if (this.stopped) return
     this.reconnectTimer = undefined
-    const ws = new WebSocket(this.url, { handshakeTimeout: this.replyTimeoutMs })
+    const ws = new WebSocket(this.url, { handshakeTimeout: this.replyTimeoutMs, ...(this.ca ? { ca: this.ca } : {}) })
     this.ws = ws
     this.localAddress = undefined
     ws.on('upgrade', (res) => {
