@@ -9,6 +9,13 @@ export const listenerFlags = {
   'mqtt-port': Flags.integer({ description: 'port of the embedded MQTT broker', min: 0, max: 65535, helpGroup: 'LISTENER' }),
 }
 
+/** The admin listener of `serve` (CLI.md "Admin listener of serve"). */
+export const adminFlags = {
+  'admin-port': Flags.integer({ description: 'port of the status page, /metrics and /healthz (0 = any free port)', default: 8091, min: 0, max: 65535, env: 'DOORCTL_ADMIN_PORT', helpGroup: 'ADMIN' }),
+  'admin-bind': Flags.string({ description: 'address of the admin listener; anything but loopback needs --admin-token-file', default: '127.0.0.1', helpGroup: 'ADMIN' }),
+  'admin-token-file': Flags.string({ description: 'file holding the admin token (Authorization: Bearer …); written with a new token, mode 0600, if missing', helpGroup: 'ADMIN' }),
+}
+
 /** Target selection and pacing, shared by every command that works on devices. */
 export const targetFlags = {
   ...listenerFlags,
