@@ -47,8 +47,8 @@ th,td{text-align:left;padding:7px 12px;border-bottom:1px solid var(--line);white
 th{font-size:12px;color:var(--muted);font-weight:600;position:sticky;top:0;background:var(--card);cursor:pointer;user-select:none}
 th[aria-sort]::after{content:" \\2193";color:var(--accent)}
 tbody tr:last-child td{border-bottom:0}
-tr.off td{background:var(--badbg)}
-tr.silent td{background:var(--warnbg)}
+tr.off{background:var(--badbg)}
+tr.silent{background:var(--warnbg)}
 td.name{font-weight:600}
 .dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px;vertical-align:0;background:var(--ok)}
 .off .dot{background:var(--bad)} .silent .dot{background:var(--warn)}
@@ -94,7 +94,7 @@ function ago(iso){
   var t=s<60?s+'s':s<3600?Math.floor(s/60)+'m '+(s%60)+'s':s<86400?Math.floor(s/3600)+'h '+Math.floor(s%3600/60)+'m':Math.floor(s/86400)+'d';
   return '<span title="'+esc(new Date(iso).toLocaleString())+'">'+t+' ago</span>';
 }
-function dur(s){return s<3600?Math.floor(s/60)+'m':s<86400?Math.floor(s/3600)+'h '+Math.floor(s%3600/60)+'m':Math.floor(s/86400)+'d '+Math.floor(s%86400/3600)+'h'}
+function dur(s){return s<60?s+'s':s<3600?Math.floor(s/60)+'m':s<86400?Math.floor(s/3600)+'h '+Math.floor(s%3600/60)+'m':Math.floor(s/86400)+'d '+Math.floor(s%86400/3600)+'h'}
 function setConn(cls,text){var c=$('conn');c.className='conn '+cls;c.textContent=text}
 function favicon(color){
   var l=document.querySelector('link[rel=icon]');
