@@ -29,13 +29,13 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     const { flags } = await this.parse(Serve)
     const log = flags['log-file'] ? fileLogger(flags['log-file'], flags.verbose) : this.log_
     // refused (exit 2) before anything listens
-    const access = adminAccess(flags['admin-bind'], flags['admin-token-file'])
-    if (access.created) log.notice(`a new admin token was written to ${flags['admin-token-file']} (mode 0600)`)
+    const access = flags['no-admin'] ? undefined : adminAccess(flags['admin-bind'], flags['admin-token-file'])
+    if (access?.created) log.notice(`a new admin token was written to ${flags['admin-token-file']} (mode 0600)`)
     const started = await startGateway(
       {
         home: this.home,
         log,
-        admin: { port: flags['admin-port'], bind: flags['admin-bind'], token: access.token },
+        admin: access && { port: flags['admin-port'], bind: flags['admin-bind'], token: access.token },
         settings: { ...this.listenerSettings(flags), authorize: flags.authorize, offlineAfterMs: this.timeoutMs({ timeout: flags['offline-after'] }) },
       },
       'serve',
@@ -43,9 +43,9 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     if (!started) throw new UsageError('a gateway is already running for this DOORCTL_HOME', 'stop it first (or point DOORCTL_HOME elsewhere)')
     const { gateway, control } = started
     const warnings = gateway.warnings()
-    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, ...gateway.bound, admin_bind: flags['admin-bind'], authorize: flags.authorize, warnings }
+    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, ...gateway.bound, ...(access && { admin_bind: flags['admin-bind'] }), authorize: flags.authorize, warnings }
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
-    else this.log(`doorctl gateway listening on ${gateway.describe()} (pid ${process.pid}); status page http://${hostPort(flags['admin-bind'], gateway.bound.admin_port)}/; Ctrl-C to stop${warnings.map((w) => `. Warning: ${w}`).join('')}`)
+    else this.log(`doorctl gateway listening on ${gateway.describe()} (pid ${process.pid}); ${access ? `status page http://${hostPort(flags['admin-bind'], gateway.bound.admin_port)}/; ` : ''}Ctrl-C to stop${warnings.map((w) => `. Warning: ${w}`).join('')}`)
     await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))
     log.notice('stopping: finishing requests in flight')
     await started.admin?.stop()

@@ -13,6 +13,7 @@ export const listenerFlags = {
 export const adminFlags = {
   'admin-port': Flags.integer({ description: 'port of the status page, /metrics and /healthz (0 = any free port)', default: 8091, min: 0, max: 65535, env: 'DOORCTL_ADMIN_PORT', helpGroup: 'ADMIN' }),
   'admin-bind': Flags.string({ description: 'address of the admin listener; anything but loopback needs --admin-token-file', default: '127.0.0.1', helpGroup: 'ADMIN' }),
+  'no-admin': Flags.boolean({ description: 'no admin listener at all (no status page, metrics or health check)', helpGroup: 'ADMIN' }),
   'admin-token-file': Flags.string({ description: 'file holding the admin token (Authorization: Bearer …); written with a new token, mode 0600, if missing', helpGroup: 'ADMIN' }),
 }
 

@@ -90,8 +90,8 @@ export class Gateway {
   /** While handlers hear of new commands: each device's pending commands, read once (any write forgets them). */
   private pendingMemo?: Map<string, QueuedCommand[]>
   private readonly presenceMap = new Map<string, PresenceRow>()
-  /** Each device's usual interval between calls (ms), measured: "silent" means three of them passed. */
-  private readonly intervals = new Map<string, number>()
+  /** Each device's latest gaps between calls (ms): its usual interval is their median ("silent": three of them passed). */
+  private readonly gaps = new Map<string, number[]>()
   private readonly observers: GatewayObserver[] = []
   private byName = new Map<string, DeviceEntry>()
   /** When start() finished (ms since epoch). */
@@ -209,9 +209,10 @@ export class Gateway {
     return [...this.byName.values()]
   }
 
-  /** A device's usual interval between calls (ms), once it called twice. */
+  /** A device's usual interval between calls (ms), once it called twice: the median of its latest gaps. */
   intervalOf(device: string): number | undefined {
-    return this.intervals.get(device)
+    const gaps = this.gaps.get(device)
+    return gaps ? median(gaps) : undefined
   }
 
   /** What is wrong with the device listeners and the store; empty when all is well. */
@@ -403,11 +404,16 @@ export class Gateway {
     }
   }
 
-  /** Learns a device's usual interval between calls; a burst (records uploaded between heartbeats) does not shorten it. */
+  /**
+   * Learns a device's usual interval between calls. A median, so one stall (ours or the network's)
+   * does not stretch it; calls soon after another (records uploaded between heartbeats) are left out.
+   */
   private measureInterval(device: string, gap: number): void {
-    const usual = this.intervals.get(device)
-    if (usual === undefined) this.intervals.set(device, gap)
-    else if (gap >= usual / 4) this.intervals.set(device, Math.round(usual * 0.8 + gap * 0.2))
+    let gaps = this.gaps.get(device)
+    if (!gaps) this.gaps.set(device, (gaps = []))
+    if (gaps.length > 0 && gap < gaps[gaps.length - 1] / 2) return
+    gaps.push(gap)
+    if (gaps.length > 9) gaps.shift()
   }
 
   private loadAuthorize(): void {
@@ -495,6 +501,11 @@ export class Gateway {
       onQueued: (listener) => this.events.on('queued', listener),
     }
   }
+}
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -24,6 +24,7 @@ main{padding:14px 16px 24px;max-width:1400px;margin:0 auto}
 .tile .k{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.4px}
 .tile .v{font-size:26px;font-weight:650;font-variant-numeric:tabular-nums;line-height:1.2}
 .tile .v small{font-size:14px;color:var(--muted);font-weight:500}
+.tile .sub{font-size:12px;color:var(--muted)}
 .tile.bad{border-color:var(--bad);background:var(--badbg)} .tile.bad .v{color:var(--bad)}
 .tile.warn{border-color:var(--warn);background:var(--warnbg)} .tile.warn .v{color:var(--warn)}
 .tile.rec{grid-column:span 2}
@@ -157,7 +158,7 @@ function sorter(a,b){
   if(sortBy==='record')return (Date.parse(b.last_record||0)||0)-(Date.parse(a.last_record||0)||0);
   return rank(a)-rank(b)||a.name.localeCompare(b.name,undefined,{numeric:true});
 }
-function tile(k,v,cls){return '<div class="tile '+(cls||'')+'"><div class="k">'+k+'</div><div class="v">'+v+'</div></div>'}
+function tile(k,v,cls,sub){return '<div class="tile '+(cls||'')+'"><div class="k">'+k+'</div><div class="v">'+v+'</div>'+(sub?'<div class="sub" title="'+esc(sub)+'">'+esc(sub)+'</div>':'')+'</div>'}
 function render(){
   if(!view)return;
   var g=view.gateway,ds=view.devices;
@@ -167,9 +168,9 @@ function render(){
   $('host').textContent=g.host+' \\u00b7 pid '+g.pid;
   var rpm=view.records_per_minute,max=Math.max.apply(null,rpm.concat([1]));
   $('tiles').innerHTML=
-    tile('Online',(ds.length-off)+' <small>/ '+ds.length+'</small>')+
+    tile('Online',(ds.length-off)+' <small>/ '+ds.length+'</small>','',Object.keys(g.devices.by_protocol).sort().map(function(p){var c=g.devices.by_protocol[p];return p+' '+c.online+'/'+(c.online+c.offline)}).join(' \u00b7 '))+
     tile('Offline',off,off?'bad':'')+
-    tile('Silent',sil,sil?'warn':'')+
+    tile('Silent',sil,sil?'warn':'','missed 3 heartbeats')+
     tile('Queued commands',g.queue_depth.total,g.queue_depth.total?'warn':'')+
     tile('Discovered',g.discovered_devices,g.discovered_devices?'warn':'')+
     '<div class="tile rec"><div class="k">Records \\u00b7 last hour '+g.records_last_hour+' \\u00b7 this minute '+rpm[rpm.length-1]+'</div><div class="spark" title="records per minute, last 60 minutes">'+
