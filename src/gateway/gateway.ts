@@ -98,6 +98,7 @@ export class Gateway {
   startedAt = 0
   private readonly discoveredMap = new Map<string, DiscoveredRow>()
   private readonly dirtyPresence = new Set<string>()
+  private discoveredBefore?: DiscoveredRow[]
   private readonly dirtyDiscovered = new Set<string>()
   private readonly published = new Map<string, { data: Buffer | (() => Promise<Buffer>); contentType: string }>()
   private readonly pendingDevices = new Set<string>()
@@ -371,6 +372,17 @@ export class Gateway {
   discoveredDevices(): DiscoveredRow[] {
     this.flushPresence()
     return this.store.discovered()
+  }
+
+  /**
+   * discoveredDevices() without a write: those saved before this gateway started, and those it
+   * heard since (for the status page and metrics, which must not add fsyncs to devices' answers).
+   */
+  discoveredSoFar(): DiscoveredRow[] {
+    this.discoveredBefore ??= this.store.discovered()
+    const all = new Map(this.discoveredBefore.map((d) => [`${d.protocol}:${d.identity}`, d]))
+    for (const [k, d] of this.discoveredMap) all.set(k, d)
+    return [...all.values()].sort((a, b) => b.lastSeen - a.lastSeen)
   }
 
   private flushPresence(): void {

@@ -41,7 +41,7 @@ export class GatewayMonitor {
   view(now = Date.now()): StatusView {
     const { status, devices } = this.build(now, false)
     const commands: CommandView[] = this.gateway.store.recentCommands(now - HOUR, 200).map(commandView)
-    const discovered = this.gateway.discoveredDevices().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: new Date(d.lastSeen).toISOString() }))
+    const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: new Date(d.lastSeen).toISOString() }))
     return { now: new Date(now).toISOString(), gateway: status, devices, discovered, commands, records_per_minute: this.activity.perMinuteLastHour(now) }
   }
 
@@ -87,7 +87,7 @@ export class GatewayMonitor {
       devices: { total: devices.length, online, offline: devices.length - online, by_protocol: byProtocol },
       queue_depth: { total: queueTotal, by_protocol: queueByProtocol },
       records_last_hour: this.activity.lastHour(now),
-      discovered_devices: gw.discoveredDevices().length,
+      discovered_devices: gw.discoveredSoFar().length,
       silent,
       problems: this.problems(checkStore),
     }

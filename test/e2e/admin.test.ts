@@ -206,6 +206,19 @@ describe('admin token rules', () => {
     expect(r.json().error).toMatchObject({ message: expect.stringMatching(/can be read by others \(mode 0644\)/), suggestion: `chmod 600 ${file}` })
   })
 
+  it('--no-admin: no admin listener, so no token needed whatever --admin-bind says', async () => {
+    const serve = startDoorctl(['serve', ...listen, '--no-admin', '--admin-bind', '0.0.0.0', '--json'], { home: home.path })
+    await until(() => serve.out.stdout.includes('"ok":true') || serve.child.exitCode !== null, 20_000, 'serve to start')
+    const ready = JSON.parse(serve.out.stdout.split('\n')[0])
+    expect(ready.ok).toBe(true)
+    expect(ready).not.toHaveProperty('admin_port')
+    const status = await doorctl(['status', '--json'], { home: home.path })
+    expect(status.code).toBe(0)
+    expect(status.json().gateways[0].ports).not.toHaveProperty('admin_port')
+    serve.child.kill('SIGINT')
+    expect(await serve.exited).toBe(0)
+  })
+
   describe('with a token file', () => {
     const file = join(home.path, 'admin-token')
     let serve: ReturnType<typeof startDoorctl>

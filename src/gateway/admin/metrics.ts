@@ -42,7 +42,7 @@ export function createMetrics(monitor: GatewayMonitor): Registry {
     help: 'Devices not in the inventory that called the gateway',
     registers: [register],
     collect() {
-      this.set(gw.discoveredDevices().length)
+      this.set(gw.discoveredSoFar().length)
     },
   })
   const commands = new Counter({

@@ -135,7 +135,7 @@ export class AdminServer {
     })
     this.last = { key: '', at: 0 }
     this.tick()
-    this.ticker ??= setInterval(() => this.tick(), this.opts.tickMs ?? 500).unref()
+    this.ticker ??= setInterval(() => this.tick(), this.opts.tickMs ?? 1000).unref()
   }
 
   private tick(): void {
