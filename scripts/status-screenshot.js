@@ -36,6 +36,7 @@ const imp = doorctl('device', 'import', join(home, 'devices.csv'))
 if (imp.status !== 0) throw new Error(imp.stderr)
 
 const serve = spawn(process.execPath, [RUN, 'serve', '--bind', '127.0.0.1', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--admin-port', '0', '--offline-after', '20s', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+process.on('exit', () => serve.kill('SIGINT'))
 const ready = await new Promise((r) => createInterface({ input: serve.stdout }).once('line', (l) => r(JSON.parse(l))))
 const server = `http://127.0.0.1:${ready.http_port}`
 const sims = sns.map((sn) => createHttpv2Simulator({ server, sn, intervalMs: 1000 }))
