@@ -94,8 +94,8 @@ export function renderAdmin(e, f) {
       p.mode, f.f1(p.p50), f.f1(p.p99), f.f1(p.max), `${f.f0(p.requests)} (${f.f0(p.measured)})`, f.f0(p.cpuMsPer1000), f.f0(p.errors), p.scrapes === undefined ? '' : f.f0(p.scrapes), p.frames === undefined ? '' : f.f0(p.frames), p.serveRssKB ? f.f1(p.serveRssKB / 1024) : '',
     ])),
     f.table(['measure', 'value', 'target', 'result'], [
-      ['keepalive p50 off / on ms (mean of two phases)', `${f.f1(r.p50Off)} / ${f.f1(r.p50On)}`, '', ''],
-      ['keepalive p99 off / on ms (mean of two phases)', `${f.f1(r.p99Off)} / ${f.f1(r.p99On)}`, '', ''],
+      ['keepalive p50 off / on ms (mean of three phases)', `${f.f1(r.p50Off)} / ${f.f1(r.p50On)}`, '', ''],
+      ['keepalive p99 off / on ms (mean of three phases)', `${f.f1(r.p99Off)} / ${f.f1(r.p99On)}`, '', ''],
       ['p99 on ÷ p99 off', f.f2(r.ratio), '< 1.05', f.verdict(r.pass.ratio)],
       ['serve CPU per keepalive, on ÷ off (mean of phases)', `${f.f0(r.cpuOn)} / ${f.f0(r.cpuOff)} ms per 1000 = ${f.f2(r.cpuRatio)}`, '< 1.05', f.verdict(r.pass.cpu)],
       ['errors', f.f0(r.phases.reduce((a, p) => a + p.errors, 0)), '0', f.verdict(r.pass.errors)],
