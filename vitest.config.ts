@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // every serve a test starts picks a free admin port (the default 8091 is one per machine)
+    env: { DOORCTL_ADMIN_PORT: '0' },
   },
 })

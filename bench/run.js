@@ -35,6 +35,7 @@ import { benchFleet, renderFleet } from './fleet.js'
 import { benchStore, renderStore } from './store.js'
 import { benchProvision, renderProvision } from './provision.js'
 import { benchCopy, renderCopy } from './copy.js'
+import { benchAdmin, renderAdmin } from './admin.js'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -674,7 +675,7 @@ function renderValidate(e) {
   ].join('\n\n')
 }
 
-const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }), provision: (e) => renderProvision(e, { stamp, table, f0, f1, f2, verdict }), copy: (e) => renderCopy(e, { f1, f2, table, stamp }) }
+const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }), provision: (e) => renderProvision(e, { stamp, table, f0, f1, f2, verdict }), copy: (e) => renderCopy(e, { f1, f2, table, stamp }), admin: (e) => renderAdmin(e, { f0, f1, f2, table, verdict, stamp }) }
 
 function autoNotes(all) {
   const notes = []
@@ -743,7 +744,7 @@ function render(all) {
     'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
-  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store', 'provision', 'copy']
+  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store', 'provision', 'copy', 'admin']
   for (const name of ORDER) {
     const e = all[name]
     if (!e) {
@@ -780,7 +781,7 @@ async function benchGateway() {
   if (failure(imp)) throw new Error(`device import: ${failure(imp)}`)
   // serve, measured with the RSS probe; its ready line gives the port
   const e = childEnv({ DOORCTL_HOME: home, NODE_OPTIONS: `--import=${PROBE}`, BENCH_RSS_FILE: join(work, 'gw-serve-rss') })
-  const serve = spawn(NODE, [RUN, 'serve', '--http-port', '0', '--bind', '127.0.0.1', '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
+  const serve = spawn(NODE, [RUN, 'serve', '--http-port', '0', '--bind', '127.0.0.1', '--admin-port', '0', '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
   let serveErr = ''
   serve.stderr.on('data', (c) => { serveErr += c })
   const ready = await new Promise((resolveReady, reject) => {
@@ -841,10 +842,10 @@ function renderGateway(e) {
 // 6–8. udp / wsjson / bestm: many devices of one push protocol against `doorctl serve`
 
 /** `doorctl serve` on 127.0.0.1 with every listener on port 0, measured with the RSS probe; resolves with its JSON ready line. */
-async function startServe(home, tag) {
+async function startServe(home, tag, extraArgs = []) {
   const rssFile = join(work, `${tag}-serve-rss`)
   const e = childEnv({ DOORCTL_HOME: home, NODE_OPTIONS: `--import=${PROBE}`, BENCH_RSS_FILE: rssFile })
-  const child = spawn(NODE, [RUN, 'serve', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(NODE, [RUN, 'serve', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--admin-port', '0', ...extraArgs, '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
   sims.add(child)
   let err = ''
   child.stderr.on('data', (c) => { err = (err + c).slice(-20_000) })
@@ -1050,6 +1051,7 @@ const BENCHES = {
   startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway, udp: benchUdp, wsjson: () => benchConn('wsjson'), bestm: () => benchConn('bestm'),
   fleet: (previous) => benchFleet(fleetHelpers, previous), store: () => benchStore({ ops: SIZES.storeOps, log }),
   copy: () => benchCopy({ runNode, startSim, freshHome, failure, log, work, sizes: SIZES, root: ROOT, run: RUN, password: PASSWORD }),
+  admin: () => benchAdmin(fleetHelpers),
   provision: () => benchProvision({ runNode, failure, childEnv, work, RUN, BENCH, NODE, ROOT, doors: SIZES.doors }),
 }
 
@@ -1125,6 +1127,7 @@ function sizesFor(name) {
   if (name === 'store') return { storeOps: SIZES.storeOps }
   if (name === 'provision') return { doors: SIZES.doors }
   if (name === 'copy') return { copyPeople: SIZES.copyPeople }
+  if (name === 'admin') return { devices: SIZES.devices }
   return { bigPeople: SIZES.bigPeople }
 }
 

@@ -1,7 +1,8 @@
 import { Flags } from '@oclif/core'
 import { createWriteStream } from 'node:fs'
 import { DoorctlCommand } from '../src/cli/base-command.js'
-import { listenerFlags } from '../src/cli/flags.js'
+import { adminFlags, listenerFlags } from '../src/cli/flags.js'
+import { adminAccess } from '../src/gateway/admin/token.js'
 import { UsageError } from '../src/types/errors.js'
 import { isoWithOffsetMs } from '../src/util/time.js'
 import { startGateway } from '../src/ops/gateway-client.js'
@@ -14,9 +15,11 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
   static override examples = [
     'doorctl serve --http-port 8090 --authorize allowed-users.csv',
     'doorctl serve --bind 127.0.0.1 --http-port 0 --json   # prints the chosen port',
+    'doorctl serve --admin-bind 0.0.0.0 --admin-token-file /etc/doorctl/admin-token   # status page for the LAN',
   ]
   static override flags = {
     ...listenerFlags,
+    ...adminFlags,
     authorize: Flags.string({ description: 'online authorization: allow, deny, or a CSV with an id column of allowed users', default: 'deny' }),
     'log-file': Flags.string({ description: 'append log lines here instead of stderr' }),
     'offline-after': Flags.string({ description: 'a device silent this long is shown offline', default: '90s' }),
@@ -27,10 +30,14 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
   async run() {
     const { flags } = await this.parse(Serve)
     const log = flags['log-file'] ? fileLogger(flags['log-file'], flags.verbose) : this.log_
+    // refused (exit 2) before anything listens
+    const access = flags['no-admin'] ? undefined : adminAccess(flags['admin-bind'], flags['admin-token-file'])
+    if (access?.created) log.notice(`a new admin token was written to ${flags['admin-token-file']} (mode 0600)`)
     const started = await startGateway(
       {
         home: this.home,
         log,
+        admin: access && { port: flags['admin-port'], bind: flags['admin-bind'], token: access.token },
         settings: { ...this.listenerSettings(flags), authorize: flags.authorize, offlineAfterMs: this.timeoutMs({ timeout: flags['offline-after'] }) },
       },
       'serve',
@@ -38,15 +45,20 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     if (!started) throw new UsageError('a gateway is already running for this DOORCTL_HOME', 'stop it first (or point DOORCTL_HOME elsewhere)')
     const { gateway, control } = started
     const warnings = gateway.warnings()
-    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, tls: gateway.tls !== undefined, ...gateway.bound, authorize: flags.authorize, warnings }
+    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, tls: gateway.tls !== undefined, ...gateway.bound, ...(access && { admin_bind: flags['admin-bind'] }), authorize: flags.authorize, warnings }
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
-    else this.log(`doorctl gateway listening on ${gateway.describe()} (pid ${process.pid}); Ctrl-C to stop${warnings.map((w) => `. Warning: ${w}`).join('')}`)
+    else this.log(`doorctl gateway listening on ${gateway.describe()} (pid ${process.pid}); ${access ? `status page ${started.admin?.scheme ?? 'http'}://${hostPort(flags['admin-bind'], gateway.bound.admin_port)}/; ` : ''}Ctrl-C to stop${warnings.map((w) => `. Warning: ${w}`).join('')}`)
     await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))
     log.notice('stopping: finishing requests in flight')
+    await started.admin?.stop()
     await control.stop()
     await gateway.stop()
     return undefined
   }
+}
+
+function hostPort(host: string, port: unknown): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${String(port)}`
 }
 
 function fileLogger(path: string, verbose: boolean): Logger {

@@ -11,6 +11,14 @@ export const listenerFlags = {
   'tls-key': Flags.string({ description: 'PEM private key of --tls-cert', helpGroup: 'LISTENER' }),
 }
 
+/** The admin listener of `serve` (CLI.md "Admin listener of serve"). */
+export const adminFlags = {
+  'admin-port': Flags.integer({ description: 'port of the status page, /metrics and /healthz (0 = any free port)', default: 8091, min: 0, max: 65535, env: 'DOORCTL_ADMIN_PORT', helpGroup: 'ADMIN' }),
+  'admin-bind': Flags.string({ description: 'address of the admin listener; anything but loopback needs --admin-token-file', default: '127.0.0.1', helpGroup: 'ADMIN' }),
+  'no-admin': Flags.boolean({ description: 'no admin listener at all (no status page, metrics or health check)', helpGroup: 'ADMIN' }),
+  'admin-token-file': Flags.string({ description: 'file holding the admin token (Authorization: Bearer …); written with a new token, mode 0600, if missing', helpGroup: 'ADMIN' }),
+}
+
 /** Target selection and pacing, shared by every command that works on devices. */
 export const targetFlags = {
   ...listenerFlags,

@@ -1,5 +1,6 @@
 import Table from 'cli-table3'
 import type { TargetResult } from '../ops/run.js'
+import type { StatusDocument } from '../types/status.js'
 
 /** A table for a terminal, tab-separated lines (with a header) for pipes. Always to stdout. */
 export function renderTable(headers: string[], rows: (string | number | boolean | undefined | null)[][], tty = !!process.stdout.isTTY): void {
@@ -21,4 +22,33 @@ export function renderResults(results: TargetResult[], opts: { tty: boolean; col
     results.map((r) => [r.device, r.protocol, r.status, ...extra.map((c) => r[c] as string), r.message + (r.suggestion && !r.ok ? ` (try: ${r.suggestion})` : '')]),
     opts.tty,
   )
+}
+
+/** `doorctl status` for humans: each gateway's summary, its protocols, silent devices and problems. */
+export function renderStatus(doc: StatusDocument, line: (s: string) => void, tty = !!process.stdout.isTTY): void {
+  if (doc.gateways.length === 0) {
+    line('no gateway is running for this DOORCTL_HOME (start one with `doorctl serve`)')
+    return
+  }
+  for (const g of doc.gateways) {
+    const ports = Object.entries(g.ports).map(([k, v]) => `${k.replace(/_port$/, '')} ${v}`).join(', ')
+    line(`gateway pid ${g.pid} on ${g.host} (${g.mode}), up ${duration(g.uptime_seconds)}; listening on ${g.bind}: ${ports}`)
+    line(`devices ${g.devices.online} online, ${g.devices.offline} offline of ${g.devices.total}; queued commands ${g.queue_depth.total}; records in the last hour ${g.records_last_hour}; discovered ${g.discovered_devices}`)
+    const protocols = Object.keys({ ...g.devices.by_protocol, ...g.queue_depth.by_protocol }).sort()
+    if (protocols.length > 0) {
+      renderTable(['PROTOCOL', 'ONLINE', 'OFFLINE', 'QUEUED'], protocols.map((p) => [p, g.devices.by_protocol[p]?.online ?? 0, g.devices.by_protocol[p]?.offline ?? 0, g.queue_depth.by_protocol[p] ?? 0]), tty)
+    }
+    if (g.silent.length > 0) {
+      line(`silent (quiet for more than three of their usual intervals): ${g.silent.length}`)
+      renderTable(['DEVICE', 'PROTOCOL', 'LAST SEEN', 'SILENT FOR', 'USUAL INTERVAL'], g.silent.map((s) => [s.device, s.protocol, s.last_seen, duration(s.silent_seconds), `${s.interval_seconds}s`]), tty)
+    }
+    for (const p of g.problems) line(`problem: ${p}`)
+  }
+}
+
+function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${seconds % 60}s`
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`
+  return `${Math.floor(seconds / 86400)}d ${Math.floor((seconds % 86400) / 3600)}h`
 }

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline'
 import { Inventory } from '../store/inventory.js'
 import type { Logger } from '../types/driver.js'
 import type { Gateway, Submission } from './gateway.js'
+import { GatewayMonitor } from './status.js'
 import type { CommandKind, QueuedCommand } from '../types/gateway.js'
 
 /**
@@ -17,7 +18,7 @@ export function controlSocketPath(home: string): string {
 
 interface Request {
   id: number
-  method: 'hello' | 'submit' | 'wait' | 'command' | 'presence' | 'discovered'
+  method: 'hello' | 'submit' | 'wait' | 'command' | 'presence' | 'discovered' | 'status'
   params?: Record<string, unknown>
 }
 
@@ -46,6 +47,7 @@ export class ControlServer {
   /** Requests still waiting on a device (a temporary gateway stays up for them). */
   active = 0
   private idleWaiters: (() => void)[] = []
+  private monitorValue?: GatewayMonitor
 
   constructor(private readonly gateway: Gateway, private readonly home: string, private readonly log: Logger, private readonly mode: 'serve' | 'temporary') {}
 
@@ -68,6 +70,20 @@ export class ControlServer {
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy()
     if (this.server) await new Promise<void>((resolve) => this.server!.close(() => resolve()))
+  }
+
+  /** What the gateway says about itself (`doorctl status`, the admin listener); made on first use. */
+  monitor(): GatewayMonitor {
+    if (!this.monitorValue) {
+      this.monitorValue = new GatewayMonitor(this.gateway, this.mode)
+      this.monitorValue.addProblems(() => this.problems())
+    }
+    return this.monitorValue
+  }
+
+  /** The control socket closed under a running gateway; empty while it listens. */
+  problems(): string[] {
+    return this.server?.listening ? [] : [`control socket ${controlSocketPath(this.home)} is closed`]
   }
 
   /** Resolves when no joined client waits on anything any more. */
@@ -116,6 +132,8 @@ export class ControlServer {
         return this.gateway.presence()
       case 'discovered':
         return this.gateway.discoveredDevices()
+      case 'status':
+        return this.monitor().status()
       case 'command':
         return this.gateway.command(Number(p.id)) ?? null
       case 'submit': {

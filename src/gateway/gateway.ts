@@ -42,6 +42,19 @@ const REFUSED_LOG_EVERY_MS = 60_000
  */
 const httpRequest = new AsyncLocalStorage<{ answered: boolean }>()
 
+/**
+ * Hooks for what watches the gateway (metrics, the status page): called synchronously, so each
+ * must be cheap; a keepalive pays for `requestHandled` on every call.
+ */
+export interface GatewayObserver {
+  /** A protocol's HTTP route answered (outcome `error`: a 4xx/5xx answer, or it threw). */
+  requestHandled?(protocol: Protocol, outcome: 'ok' | 'error', seconds: number): void
+  /** A command became final (acknowledged, failed, expired), once on disk. */
+  commandFinished?(c: QueuedCommand): void
+  /** A new record was spooled, once on disk. */
+  recordSpooled?(protocol: string, device: string, time: number): void
+}
+
 export interface GatewayOptions {
   home: string
   log: Logger
@@ -86,8 +99,15 @@ export class Gateway {
   /** While handlers hear of new commands: each device's pending commands, read once (any write forgets them). */
   private pendingMemo?: Map<string, QueuedCommand[]>
   private readonly presenceMap = new Map<string, PresenceRow>()
+  /** Each device's latest gaps between calls (ms): its usual interval is their median ("silent": three of them passed). */
+  private readonly gaps = new Map<string, number[]>()
+  private readonly observers: GatewayObserver[] = []
+  private byName = new Map<string, DeviceEntry>()
+  /** When start() finished (ms since epoch). */
+  startedAt = 0
   private readonly discoveredMap = new Map<string, DiscoveredRow>()
   private readonly dirtyPresence = new Set<string>()
+  private discoveredBefore?: DiscoveredRow[]
   private readonly dirtyDiscovered = new Set<string>()
   private readonly published = new Map<string, { data: Buffer | (() => Promise<Buffer>); contentType: string }>()
   private readonly pendingDevices = new Set<string>()
@@ -150,7 +170,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     const router = new Router()
-    for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add({ ...r, handle: (req) => this.answer(r, req) })
+    for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add({ ...r, handle: (req) => this.answer(h.protocol, r, req) })
     router.add({ method: 'GET', path: '/doorctl/files/{name}', handle: (req) => this.serveFile(req.params.name) })
     this.http = createGatewayHttpServer({ router, log: this.log, maxBodyBytes: this.settings.maxBodyBytes, tls: this.tls })
     await new Promise<void>((resolve, reject) => {
@@ -171,20 +191,60 @@ export class Gateway {
       const bound = await h.start?.(this.ctx)
       if (bound) Object.assign(this.bound, bound)
     }
+    this.startedAt = Date.now()
     this.timers.push(setInterval(() => this.flushPresence(), 2000).unref())
     this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref())
     this.log.info('gateway listening', { http: `${this.settings.bind}:${this.httpPortValue}` })
   }
 
   /** A protocol route's answer, once the writes it made are committed (one commit for every request answered in the same moment). */
-  private async answer(route: Route, req: GatewayRequest): Promise<GatewayResponse> {
+  private async answer(protocol: Protocol, route: Route, req: GatewayRequest): Promise<GatewayResponse> {
     const scope = { answered: false }
+    const started = performance.now()
+    let status = 500
     try {
-      return await httpRequest.run(scope, () => route.handle(req))
+      const res = await httpRequest.run(scope, () => route.handle(req))
+      status = res.status ?? 200
+      return res
     } finally {
       scope.answered = true
-      await this.store.committed()
+      try {
+        await this.store.committed()
+      } catch (err) {
+        status = 500
+        throw err
+      } finally {
+        const seconds = (performance.now() - started) / 1000
+        for (const o of this.observers) o.requestHandled?.(protocol, status < 400 ? 'ok' : 'error', seconds)
+      }
     }
+  }
+
+  /** Adds a watcher of requests, commands and records (metrics, the status page). */
+  observe(observer: GatewayObserver): void {
+    this.observers.push(observer)
+  }
+
+  /** The inventory as the gateway sees it now (re-read when it changed). */
+  devices(): DeviceEntry[] {
+    this.refreshInventory()
+    return [...this.byName.values()]
+  }
+
+  /** A device's usual interval between calls (ms), once it called twice: the median of its latest gaps. */
+  intervalOf(device: string): number | undefined {
+    const gaps = this.gaps.get(device)
+    return gaps ? median(gaps) : undefined
+  }
+
+  /** What is wrong with the device listeners and the store; empty when all is well. */
+  problems(opts: { store: boolean } = { store: true }): string[] {
+    const problems: string[] = []
+    if (!this.http?.listening) problems.push(`http listener on ${this.settings.bind}:${this.httpPortValue} is down`)
+    for (const h of this.handlers) problems.push(...(h.problems?.() ?? []))
+    const storeProblem = opts.store ? this.store.writeProblem() : undefined
+    if (storeProblem) problems.push(`store ${this.store.path} is not writable: ${storeProblem}`)
+    return problems
   }
 
   /** A write from a protocol: grouped when an HTTP answer waits for it, else committed at once. */
@@ -313,6 +373,7 @@ export class Gateway {
   private finished(id: number): void {
     const c = this.store.command(id)
     if (!c) return
+    for (const o of this.observers) o.commandFinished?.(c)
     if (this.store.pending(c.device).length === 0) this.pendingDevices.delete(c.device)
     const waiting = this.waiters.get(id)
     this.waiters.delete(id)
@@ -337,6 +398,17 @@ export class Gateway {
   discoveredDevices(): DiscoveredRow[] {
     this.flushPresence()
     return this.store.discovered()
+  }
+
+  /**
+   * discoveredDevices() without a write: those saved before this gateway started, and those it
+   * heard since (for the status page and metrics, which must not add fsyncs to devices' answers).
+   */
+  discoveredSoFar(): DiscoveredRow[] {
+    this.discoveredBefore ??= this.store.discovered()
+    const all = new Map(this.discoveredBefore.map((d) => [`${d.protocol}:${d.identity}`, d]))
+    for (const [k, d] of this.discoveredMap) all.set(k, d)
+    return [...all.values()].sort((a, b) => b.lastSeen - a.lastSeen)
   }
 
   private flushPresence(): void {
@@ -389,16 +461,33 @@ export class Gateway {
   }
 
   private lookup(protocol: Protocol, identity: string): DeviceEntry | undefined {
-    const stamp = this.inventory.stamp()
-    if (stamp !== this.inventoryStamp) {
-      this.inventoryStamp = stamp
-      this.byIdentity = new Map()
-      for (const d of this.inventory.all()) {
-        const id = identityOf(d)
-        if (id !== undefined) this.byIdentity.set(`${d.protocol}:${id}`, d)
-      }
-    }
+    this.refreshInventory()
     return this.byIdentity.get(`${protocol}:${identity}`)
+  }
+
+  private refreshInventory(): void {
+    const stamp = this.inventory.stamp()
+    if (stamp === this.inventoryStamp) return
+    this.inventoryStamp = stamp
+    this.byIdentity = new Map()
+    this.byName = new Map()
+    for (const d of this.inventory.all()) {
+      this.byName.set(d.name, d)
+      const id = identityOf(d)
+      if (id !== undefined) this.byIdentity.set(`${d.protocol}:${id}`, d)
+    }
+  }
+
+  /**
+   * Learns a device's usual interval between calls. A median, so one stall (ours or the network's)
+   * does not stretch it; calls soon after another (records uploaded between heartbeats) are left out.
+   */
+  private measureInterval(device: string, gap: number): void {
+    let gaps = this.gaps.get(device)
+    if (!gaps) this.gaps.set(device, (gaps = []))
+    if (gaps.length > 0 && gap < gaps[gaps.length - 1] / 2) return
+    gaps.push(gap)
+    if (gaps.length > 9) gaps.shift()
   }
 
   private loadAuthorize(): void {
@@ -435,7 +524,9 @@ export class Gateway {
       findDevice: ((p: Protocol, id: string, from?: string) => this.findDevice(p, id, from)) as GatewayContext['findDevice'],
       touch: (device, address, info) => {
         const prev = this.presenceMap.get(device.name)
-        this.presenceMap.set(device.name, { device: device.name, protocol: device.protocol, lastSeen: Date.now(), address, info: info ?? prev?.info ?? {} })
+        const now = Date.now()
+        if (prev && now > prev.lastSeen) this.measureInterval(device.name, now - prev.lastSeen)
+        this.presenceMap.set(device.name, { device: device.name, protocol: device.protocol, lastSeen: now, address, info: info ?? prev?.info ?? {} })
         this.dirtyPresence.add(device.name)
       },
       heartbeat: (device, opts) => this.collector.heartbeat(device.name, opts?.idle === true),
@@ -468,6 +559,10 @@ export class Gateway {
       spool: (r: SpoolRecord) => {
         const fresh = this.durably(() => this.store.spool(r))
         this.collector.record(r.device, fresh)
+        if (fresh && this.observers.length > 0) {
+          const protocol = this.byName.get(r.device)?.protocol ?? this.presenceMap.get(r.device)?.protocol ?? 'unknown'
+          this.store.afterCommit(() => { for (const o of this.observers) o.recordSpooled?.(protocol, r.device, r.time) })
+        }
         return fresh
       },
       authorize: (device, userId) => this.authorize(device, userId),
@@ -479,6 +574,11 @@ export class Gateway {
       onQueued: (listener) => this.events.on('queued', listener),
     }
   }
+}
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -2,6 +2,7 @@ import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { Inventory } from '../store/inventory.js'
 import { ControlClient, ControlServer, type Hello, type SubmitAnswer, type SubmitItem } from '../gateway/control.js'
 import { Gateway, type Submission } from '../gateway/gateway.js'
+import { AdminServer } from '../gateway/admin/server.js'
 import { loadHandlers } from './gateway-handlers.js'
 import { FINAL_STATES, type CommandKind, type DevicePresence, type DiscoveredRow, type GatewayHandle, type GatewaySettings, type QueuedCommand, type SubmitOptions } from '../types/gateway.js'
 
@@ -27,9 +28,9 @@ export async function openGateway(home: string, settings: Partial<GatewaySetting
  * this DOORCTL_HOME's control socket.
  */
 export async function startGateway(
-  opts: { home: string; log: Logger; settings: Partial<GatewaySettings> },
+  opts: { home: string; log: Logger; settings: Partial<GatewaySettings>; admin?: { port: number; bind: string; token?: string } },
   mode: 'serve' | 'temporary',
-): Promise<{ gateway: Gateway; control: ControlServer } | undefined> {
+): Promise<{ gateway: Gateway; control: ControlServer; admin?: AdminServer } | undefined> {
   // a temporary listener serves only the protocols the inventory has: an httpv2-only site does not
   // need UDP 7998 or an MQTT broker for a one-shot reboot
   const handlers = await loadHandlers(mode === 'temporary' ? protocolsInUse(opts.home) : undefined)
@@ -39,15 +40,22 @@ export async function startGateway(
     gateway.store.close()
     return undefined
   }
+  let admin: AdminServer | undefined
   try {
     await gateway.start()
+    if (opts.admin) {
+      admin = new AdminServer(control.monitor(), { ...opts.admin, log: opts.log, tls: gateway.tls })
+      await admin.start()
+      gateway.bound.admin_port = admin.port
+    }
   } catch (err) {
     // a protocol that could not bind its port (UDP 7998 taken, say) must not leave the HTTP port open
+    await admin?.stop()
     await control.stop()
     await gateway.stop().catch(() => {})
     throw err
   }
-  return { gateway, control }
+  return { gateway, control, admin }
 }
 
 function protocolsInUse(home: string): Set<Protocol> {

@@ -321,6 +321,52 @@ export class GatewayStore {
     this.write(this.db.transaction(() => { for (const r of rows) stmt.run(r.protocol, r.identity, r.lastSeen, r.address, JSON.stringify(r.info)) }))
   }
 
+  // ---- what the status page and metrics read -----------------------------------------------
+
+  /** Unfinished commands per device (queued or delivered). */
+  openCommandCounts(): { device: string; protocol: string; count: number }[] {
+    return (this.prepared(`SELECT device, protocol, COUNT(*) AS n FROM commands WHERE state IN ${OPEN} GROUP BY device, protocol`).all() as Row[])
+      .map((r) => ({ device: String(r.device), protocol: String(r.protocol), count: Number(r.n) }))
+  }
+
+  /** The newest commands created since `since` (ms), newest first, at most `limit`; payloads left out. */
+  recentCommands(since: number, limit: number): QueuedCommand[] {
+    // newest first by id, which follows creation: reads `limit` rows at most, whatever the table's size
+    const rows = this.prepared("SELECT id, device, protocol, kind, '{}' AS payload, state, result, created_at, delivered_at, finished_at, expires_at, gateway FROM commands ORDER BY id DESC LIMIT ?").all(limit) as Row[]
+    return rows.map(toCommand).filter((c) => c.createdAt >= since)
+  }
+
+  /** When each record received since `since` (ms) arrived, newest first (reads back from the end of the spool only). */
+  *receivedSince(since: number): Generator<{ device: string; receivedAt: number; time: number }> {
+    for (const r of this.prepared('SELECT device, received_at, time FROM records ORDER BY seq DESC').iterate() as IterableIterator<Row>) {
+      if (Number(r.received_at) < since) return
+      yield { device: String(r.device), receivedAt: Number(r.received_at), time: Number(r.time) }
+    }
+  }
+
+  /** The time of the device's latest spooled record (ms), if any. */
+  lastRecordTime(device: string): number | undefined {
+    const row = this.prepared('SELECT time FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1').get(device) as Row | undefined
+    return row ? Number(row.time) : undefined
+  }
+
+  /** Why the store cannot take a write now, or undefined: takes the write lock and lets go of it. */
+  writeProblem(): string | undefined {
+    // an open group commit holds the lock already: the store is being written
+    if (this.db.inTransaction) return undefined
+    // a writer elsewhere (records pull, a command) holds the lock briefly: wait a second for it, not the usual ten
+    this.db.pragma('busy_timeout = 1000')
+    try {
+      this.db.exec('BEGIN IMMEDIATE')
+      this.db.exec('ROLLBACK')
+      return undefined
+    } catch (err) {
+      return (err as Error).message
+    } finally {
+      this.db.pragma('busy_timeout = 10000')
+    }
+  }
+
   discovered(): DiscoveredRow[] {
     return (this.prepared('SELECT * FROM discovered ORDER BY last_seen DESC').all() as Row[]).map((r) => ({ protocol: String(r.protocol), identity: String(r.identity), lastSeen: Number(r.last_seen), address: String(r.address), info: JSON.parse(String(r.info)) }))
   }

@@ -191,6 +191,8 @@ export interface ProtocolHandler {
   stop?(): Promise<void>
   /** What the ready line must warn about once started (e.g. an MQTT broker without shared subscriptions). */
   warnings?(): string[]
+  /** Listeners of its own that are down (a closed UDP socket, say), for /healthz; empty when all are up. */
+  problems?(): string[]
 }
 
 export interface GatewaySettings {

@@ -239,6 +239,16 @@ describe('source pinning (device add --allow-from)', () => {
     expect(lines[0]).toContain('127.0.0.2')
     const list = await doorctl(['device', 'list', '--discovered', '--json'], { home: dir })
     expect(JSON.stringify(list.json())).not.toContain('PIN-1')
+    // the admin listener speaks HTTPS with the same certificate, and counts every refusal
+    const adminPort = (gw as unknown as { admin_port: number }).admin_port
+    expect(adminPort).toBeGreaterThan(0)
+    const agent = new Agent({ connect: { ca: readFileSync(CERT) } })
+    try {
+      const metrics = await (await fetch(`https://127.0.0.1:${adminPort}/metrics`, { dispatcher: agent })).text()
+      expect(metrics).toMatch(/^doorctl_refused_total\{protocol="httpv2",reason="allow-from"\} 3$/m)
+    } finally {
+      await agent.close()
+    }
   })
 })
 

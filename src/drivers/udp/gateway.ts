@@ -86,11 +86,16 @@ class UdpGateway {
     })
     socket.on('error', (err) => this.ctx.log.warn('udp socket error', { error: String(err) }))
     socket.on('message', (buf, rinfo) => this.datagram(buf, rinfo))
+    // closed while the gateway runs (not by stop()): /healthz says so
+    socket.on('close', () => { if (this.devices.socket === socket) this.lost = `udp socket on ${bind}:${port} closed` })
     this.devices.socket = socket
     const port = socket.address().port
     this.ctx.log.info('udp listening', { udp: `${bind}:${port}` })
     return { udp_port: port }
   }
+
+  /** Set when the socket closed under a running gateway. */
+  lost?: string
 
   async stop(): Promise<void> {
     for (const d of this.devices.devs.values()) if (d.round?.timer) clearInterval(d.round.timer)
@@ -199,6 +204,7 @@ export function createHandler(opts: UdpOptions = {}): ProtocolHandler {
     kinds,
     routes: (ctx) => of(ctx).routes(),
     start: (ctx) => of(ctx).start(),
+    problems: () => [...all].flatMap((gw) => (gw.lost ? [gw.lost] : [])),
     async stop(): Promise<void> {
       for (const gw of all) await gw.stop()
       all.clear()

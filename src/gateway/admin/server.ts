@@ -1,0 +1,169 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+import { UsageError } from '../../types/errors.js'
+import type { Logger } from '../../types/driver.js'
+import type { TlsMaterial } from '../../types/gateway.js'
+import type { StatusDocument } from '../../types/status.js'
+import type { GatewayMonitor } from '../status.js'
+import { createMetrics } from './metrics.js'
+import { STATUS_PAGE, STATUS_PAGE_CSP } from './page.js'
+import { bearerMatches } from './token.js'
+
+export interface AdminOptions {
+  port: number
+  bind: string
+  /** Required of every request but the page itself; undefined: open (loopback only). */
+  token?: string
+  log: Logger
+  /** How often the live stream looks for changes (ms). */
+  tickMs?: number
+  /** serve --tls-cert/--tls-key: the admin listener speaks HTTPS too (a bearer token never crosses the LAN in clear). */
+  tls?: TlsMaterial
+}
+
+/** A change of what the page shows is sent at once; otherwise the page is refreshed this often (ages, last seen). */
+const REFRESH_MS = 10_000
+
+/**
+ * The admin listener of `doorctl serve`, apart from the devices' port: the status page, its live
+ * stream (server-sent events), /metrics, /healthz and /api/status.
+ */
+export class AdminServer {
+  private server?: Server
+  private readonly registry: Registry
+  private readonly streams = new Set<ServerResponse>()
+  private ticker?: NodeJS.Timeout
+  private last = { key: '', at: 0 }
+  private portValue = 0
+
+  constructor(private readonly monitor: GatewayMonitor, private readonly opts: AdminOptions) {
+    this.registry = createMetrics(monitor)
+  }
+
+  get port(): number {
+    return this.portValue
+  }
+
+  /** `https` with --tls-cert, else `http`. */
+  get scheme(): 'http' | 'https' {
+    return this.opts.tls ? 'https' : 'http'
+  }
+
+  get listening(): boolean {
+    return this.server?.listening ?? false
+  }
+
+  async start(): Promise<void> {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      this.handle(req, res).catch((err) => {
+        this.opts.log.warn('admin request failed', { path: req.url, error: String(err) })
+        if (!res.headersSent) sendJson(res, 500, { ok: false, error: 'internal error' })
+        else res.destroy()
+      })
+    }
+    const tls = this.opts.tls
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, onRequest) : createServer(onRequest)
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(err.code === 'EADDRINUSE' || err.code === 'EADDRNOTAVAIL'
+          ? new UsageError(`admin port ${this.opts.port} on ${this.opts.bind} is ${err.code === 'EADDRINUSE' ? 'in use' : 'not an address of this machine'}`, 'pick another with --admin-port (0 = any free port) or --admin-bind')
+          : err)
+      })
+      server.listen(this.opts.port, this.opts.bind, () => resolve())
+    })
+    this.portValue = (server.address() as AddressInfo).port
+  }
+
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker)
+    for (const s of this.streams) s.end()
+    this.streams.clear()
+    if (this.server?.listening) {
+      this.server.closeAllConnections()
+      await new Promise<void>((resolve) => this.server!.close(() => resolve()))
+    }
+  }
+
+  /** The gateway's status: what `doorctl status --json` prints. */
+  statusDocument(): StatusDocument {
+    return { ok: true, gateways: [this.monitor.status()] }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://admin').pathname
+    req.resume()
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { ok: false, error: 'method not allowed' })
+    // the page holds no data: it asks for the token itself and sends it with each request
+    if (path === '/') {
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8', 'content-security-policy': STATUS_PAGE_CSP, 'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY',
+      })
+      res.end(STATUS_PAGE)
+      return
+    }
+    if (this.opts.token !== undefined && !bearerMatches(req.headers.authorization, this.opts.token)) {
+      res.setHeader('www-authenticate', 'Bearer realm="doorctl"')
+      return sendJson(res, 401, { ok: false, error: req.headers.authorization ? 'wrong token' : 'this admin listener needs Authorization: Bearer TOKEN (--admin-token-file)' })
+    }
+    switch (path) {
+      case '/metrics': {
+        const text = await this.registry.metrics()
+        res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' })
+        res.end(text)
+        return
+      }
+      case '/healthz': {
+        const problems = this.monitor.problems()
+        return sendJson(res, problems.length === 0 ? 200 : 503, problems.length === 0 ? { ok: true } : { ok: false, reason: problems.join('; '), problems })
+      }
+      case '/api/status':
+        return sendJson(res, 200, this.statusDocument())
+      case '/api/view':
+        return sendJson(res, 200, this.monitor.view())
+      case '/api/events':
+        return this.stream(req, res)
+      default:
+        return sendJson(res, 404, { ok: false, error: 'not found' })
+    }
+  }
+
+  /** Server-sent events: the whole view at once, then on every change (looked for each tick) or every REFRESH_MS. */
+  private stream(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+    res.write(`retry: 1000\n\n`)
+    this.streams.add(res)
+    req.socket.setNoDelay(true)
+    res.on('close', () => {
+      this.streams.delete(res)
+      if (this.streams.size === 0 && this.ticker) {
+        clearInterval(this.ticker)
+        this.ticker = undefined
+      }
+    })
+    this.last = { key: '', at: 0 }
+    this.tick()
+    this.ticker ??= setInterval(() => this.tick(), this.opts.tickMs ?? 1000).unref()
+  }
+
+  private tick(): void {
+    if (this.streams.size === 0) return
+    const view = this.monitor.view()
+    // what a change is: everything but the clock and the devices' last-seen times, which move with each heartbeat
+    const key = JSON.stringify({ ...view, now: 0, gateway: { ...view.gateway, uptime_seconds: 0 }, devices: view.devices.map((d) => ({ ...d, last_seen: null })) })
+    const now = Date.now()
+    if (key === this.last.key && now - this.last.at < REFRESH_MS) return
+    this.last = { key, at: now }
+    const frame = `event: view\ndata: ${JSON.stringify(view)}\n\n`
+    for (const s of this.streams) s.write(frame)
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), 'cache-control': 'no-store' })
+  res.end(data)
+}

@@ -1,0 +1,105 @@
+import { hostname } from 'node:os'
+import { RecordActivity } from './activity.js'
+import type { Gateway } from './gateway.js'
+import type { CommandState, QueuedCommand } from '../types/gateway.js'
+import type { CommandView, DeviceView, GatewayStatus, SilentDevice, StatusView } from '../types/status.js'
+
+/** Silent: quiet for longer than this many of the device's usual intervals between calls. */
+const SILENT_INTERVALS = 3
+const HOUR = 3600_000
+
+/** A command's state in the words the CLI's results use. */
+export const COMMAND_STATUS: Record<CommandState, string> = {
+  queued: 'queued', delivered: 'delivered', acknowledged: 'ok', failed: 'failed', expired: 'timeout', unknown: 'unknown',
+}
+
+/** What a running gateway says about itself: `doorctl status`, /api/status and the status page. */
+export class GatewayMonitor {
+  readonly activity: RecordActivity
+  private readonly problemSources: (() => string[])[] = []
+
+  constructor(readonly gateway: Gateway, private readonly mode: 'serve' | 'temporary') {
+    this.activity = new RecordActivity(gateway.store, gateway.devices().map((d) => d.name))
+    gateway.observe(this.activity)
+  }
+
+  /** Adds listeners of its own (the control socket, the admin listener) to what problems() checks. */
+  addProblems(source: () => string[]): void {
+    this.problemSources.push(source)
+  }
+
+  /** Listeners down and (`checkStore`) a store that takes no write; empty when healthy. */
+  problems(checkStore = true): string[] {
+    return [...this.gateway.problems({ store: checkStore }), ...this.problemSources.flatMap((p) => p())]
+  }
+
+  /** `checkStore`: try the store's write lock too (which may wait up to a second for another writer). */
+  status(now = Date.now(), checkStore = true): GatewayStatus {
+    return this.build(now, checkStore).status
+  }
+
+  view(now = Date.now()): StatusView {
+    const { status, devices } = this.build(now, false)
+    const commands: CommandView[] = this.gateway.store.recentCommands(now - HOUR, 200).map(commandView)
+    const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: new Date(d.lastSeen).toISOString() }))
+    return { now: new Date(now).toISOString(), gateway: status, devices, discovered, commands, records_per_minute: this.activity.perMinuteLastHour(now) }
+  }
+
+  private build(now: number, checkStore: boolean): { status: GatewayStatus; devices: DeviceView[] } {
+    const gw = this.gateway
+    const presence = new Map(gw.presence().map((p) => [p.device, p]))
+    const queued = new Map<string, number>()
+    const queueByProtocol: Record<string, number> = {}
+    let queueTotal = 0
+    for (const c of gw.store.openCommandCounts()) {
+      queued.set(c.device, (queued.get(c.device) ?? 0) + c.count)
+      queueByProtocol[c.protocol] = (queueByProtocol[c.protocol] ?? 0) + c.count
+      queueTotal += c.count
+    }
+    const byProtocol: Record<string, { online: number; offline: number }> = {}
+    const silent: SilentDevice[] = []
+    const devices: DeviceView[] = gw.devices().map((d) => {
+      const p = presence.get(d.name)
+      const online = p?.online ?? false
+      const counts = (byProtocol[d.protocol] ??= { online: 0, offline: 0 })
+      counts[online ? 'online' : 'offline']++
+      const lastSeen = p?.lastSeen ? Date.parse(p.lastSeen) : undefined
+      const interval = gw.intervalOf(d.name)
+      const isSilent = lastSeen !== undefined && interval !== undefined && now - lastSeen > SILENT_INTERVALS * interval
+      if (isSilent) {
+        silent.push({ device: d.name, protocol: d.protocol, last_seen: p!.lastSeen!, silent_seconds: Math.round((now - lastSeen!) / 1000), interval_seconds: Math.round(interval! / 100) / 10 })
+      }
+      const lastRecord = this.activity.lastRecordOf(d.name)
+      return {
+        name: d.name, protocol: d.protocol, tags: d.tags ?? [], online, last_seen: p?.lastSeen ?? null, address: p?.address ?? '',
+        queued: queued.get(d.name) ?? 0, last_record: lastRecord !== undefined ? new Date(lastRecord).toISOString() : null, silent: isSilent,
+      }
+    })
+    const online = devices.filter((d) => d.online).length
+    const status: GatewayStatus = {
+      pid: process.pid,
+      host: hostname(),
+      mode: this.mode,
+      started_at: new Date(gw.startedAt).toISOString(),
+      uptime_seconds: Math.round((now - gw.startedAt) / 1000),
+      ports: { http: gw.httpPort, ...Object.fromEntries(Object.entries(gw.bound).filter(([, v]) => typeof v === 'number')) },
+      bind: gw.settings.bind,
+      devices: { total: devices.length, online, offline: devices.length - online, by_protocol: byProtocol },
+      queue_depth: { total: queueTotal, by_protocol: queueByProtocol },
+      records_last_hour: this.activity.lastHour(now),
+      discovered_devices: gw.discoveredSoFar().length,
+      silent,
+      problems: this.problems(checkStore),
+    }
+    return { status, devices }
+  }
+}
+
+function commandView(c: QueuedCommand): CommandView {
+  const v: CommandView = {
+    id: c.id, device: c.device, protocol: c.protocol, kind: c.kind, status: COMMAND_STATUS[c.state],
+    created_at: new Date(c.createdAt).toISOString(), finished_at: c.finishedAt ? new Date(c.finishedAt).toISOString() : null,
+  }
+  if (c.result?.message) v.message = c.result.message
+  return v
+}

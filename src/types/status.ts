@@ -1,0 +1,79 @@
+/**
+ * What `doorctl status --json` prints and the admin listener's `GET /api/status` answers: a list
+ * of gateways (one today; several once gateways share a store and register there).
+ */
+export interface StatusDocument {
+  /** true when at least one gateway is up. */
+  ok: boolean
+  gateways: GatewayStatus[]
+}
+
+export interface ProtocolCounts {
+  online: number
+  offline: number
+}
+
+export interface SilentDevice {
+  device: string
+  protocol: string
+  last_seen: string
+  silent_seconds: number
+  /** The device's usual interval between calls, as the gateway measured it. */
+  interval_seconds: number
+}
+
+export interface GatewayStatus {
+  pid: number
+  host: string
+  mode: 'serve' | 'temporary'
+  started_at: string
+  uptime_seconds: number
+  /** Every port it listens on: http, admin_port, udp_port, mqtt_port … */
+  ports: Record<string, number>
+  bind: string
+  devices: { total: number; online: number; offline: number; by_protocol: Record<string, ProtocolCounts> }
+  queue_depth: { total: number; by_protocol: Record<string, number> }
+  records_last_hour: number
+  discovered_devices: number
+  /** Devices quiet for longer than three of their usual intervals between calls. */
+  silent: SilentDevice[]
+  /** Listeners down or a store that cannot be written; empty when healthy. */
+  problems: string[]
+}
+
+/** One door on the status page. */
+export interface DeviceView {
+  name: string
+  protocol: string
+  tags: string[]
+  online: boolean
+  last_seen: string | null
+  address: string
+  queued: number
+  last_record: string | null
+  silent: boolean
+}
+
+export interface CommandView {
+  id: number
+  device: string
+  protocol: string
+  kind: string
+  /** ok, failed, timeout, unknown, queued, delivered */
+  status: string
+  created_at: string
+  finished_at: string | null
+  message?: string
+}
+
+/** Everything the status page shows, sent whole on each change. */
+export interface StatusView {
+  now: string
+  gateway: GatewayStatus
+  devices: DeviceView[]
+  discovered: { protocol: string; identity: string; address: string; last_seen: string }[]
+  /** Commands created in the last hour, newest first (at most 200). */
+  commands: CommandView[]
+  /** Records received in each of the last 60 minutes, oldest first. */
+  records_per_minute: number[]
+}

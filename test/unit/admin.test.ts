@@ -1,0 +1,116 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import type { Server } from 'node:http'
+import { join } from 'node:path'
+import { Gateway } from '../../src/gateway/gateway.js'
+import { ControlServer } from '../../src/gateway/control.js'
+import { AdminServer } from '../../src/gateway/admin/server.js'
+import { handler as httpv2 } from '../../src/drivers/httpv2/gateway.js'
+import { adminAccess, bearerMatches, isLoopback } from '../../src/gateway/admin/token.js'
+import { RecordActivity } from '../../src/gateway/activity.js'
+import { GatewayStore } from '../../src/store/gateway-store.js'
+import { UsageError } from '../../src/types/errors.js'
+import type { Logger } from '../../src/types/driver.js'
+import { tempDir } from '../helpers.js'
+
+const quiet: Logger = { debug() {}, info() {}, notice() {}, warn() {} }
+
+describe('admin access rules', () => {
+  const dir = tempDir('doorctl-admin-unit-')
+  afterAll(() => dir.cleanup())
+
+  it('loopback addresses', () => {
+    for (const a of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) expect(isLoopback(a), a).toBe(true)
+    for (const a of ['0.0.0.0', '::', '192.168.1.10', '10.0.0.1', '::ffff:10.0.0.1', 'example.org', '128.0.0.1']) expect(isLoopback(a), a).toBe(false)
+  })
+
+  it('loopback without a token file is open; anything else without one is refused', () => {
+    expect(adminAccess('127.0.0.1', undefined)).toEqual({ created: false })
+    expect(() => adminAccess('0.0.0.0', undefined)).toThrow(UsageError)
+    expect(() => adminAccess('192.168.1.10', undefined)).toThrow(/needs a token/)
+  })
+
+  it('writes a missing token file (0600), reads an existing one, refuses one others can read or a short one', () => {
+    const file = join(dir.path, 'token')
+    const made = adminAccess('0.0.0.0', file)
+    expect(made.created).toBe(true)
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    expect(readFileSync(file, 'utf8').trim()).toBe(made.token)
+    expect(adminAccess('0.0.0.0', file)).toEqual({ token: made.token, created: false })
+    chmodSync(file, 0o640)
+    expect(() => adminAccess('0.0.0.0', file)).toThrow(/mode 0640/)
+    const short = join(dir.path, 'short')
+    writeFileSync(short, 'abc\n', { mode: 0o600 })
+    expect(() => adminAccess('127.0.0.1', short)).toThrow(/at least 16/)
+  })
+
+  it('Bearer tokens', () => {
+    expect(bearerMatches('Bearer s3cret-s3cret-s3cret', 's3cret-s3cret-s3cret')).toBe(true)
+    expect(bearerMatches('bearer   s3cret-s3cret-s3cret ', 's3cret-s3cret-s3cret')).toBe(true)
+    expect(bearerMatches('Bearer s3cret', 's3cret-s3cret-s3cret')).toBe(false)
+    expect(bearerMatches('Basic czNjcmV0', 's3cret-s3cret-s3cret')).toBe(false)
+    expect(bearerMatches(undefined, 's3cret-s3cret-s3cret')).toBe(false)
+  })
+})
+
+describe('record activity', () => {
+  it('counts records per minute over the last hour, seeded from the spool', () => {
+    const home = tempDir('doorctl-activity-')
+    const store = new GatewayStore(home.path)
+    try {
+      const now = Date.now()
+      store.spool({ device: 'a', recordId: '1', time: now - 5000, userId: '', name: '', type: 'employee', result: 'granted', direction: '', method: 'face', extras: {} })
+      const activity = new RecordActivity(store, ['a', 'b'], now)
+      expect(activity.lastHour(now)).toBe(1)
+      expect(activity.lastRecordOf('a')).toBe(now - 5000)
+      expect(activity.lastRecordOf('b')).toBeUndefined()
+      activity.recordSpooled('httpv2', 'b', now)
+      const perMinute = activity.perMinuteLastHour()
+      expect(perMinute).toHaveLength(60)
+      expect(perMinute.reduce((x, y) => x + y, 0)).toBe(2)
+      expect(perMinute[59]).toBeGreaterThanOrEqual(1)
+      // an hour later both have left the window
+      expect(activity.lastHour(Date.now() + 3600_000)).toBe(0)
+    } finally {
+      store.close()
+      home.cleanup()
+    }
+  })
+})
+
+describe('/healthz', () => {
+  it("503 with the reason when a listener dies (the devices' HTTP port, the control socket), 200 before", async () => {
+    const home = tempDir('doorctl-health-')
+    // as serve wires them (ops/gateway-client.ts startGateway), with one protocol
+    const gateway = new Gateway({ home: home.path, log: quiet, handlers: [httpv2], settings: { httpPort: 0, bind: '127.0.0.1' } })
+    const control = new ControlServer(gateway, home.path, quiet, 'serve')
+    expect(await control.start()).toBe(true)
+    await gateway.start()
+    const admin = new AdminServer(control.monitor(), { port: 0, bind: '127.0.0.1', log: quiet })
+    await admin.start()
+    const health = async () => {
+      const res = await fetch(`http://127.0.0.1:${admin.port}/healthz`)
+      return { status: res.status, body: (await res.json()) as { ok: boolean; reason?: string; problems?: string[] } }
+    }
+    try {
+      expect(await health()).toEqual({ status: 200, body: { ok: true } })
+      // the devices' port goes away under the running gateway
+      const http = (gateway as unknown as { http: Server }).http
+      http.closeAllConnections()
+      await new Promise((r) => http.close(r))
+      const down = await health()
+      expect(down.status).toBe(503)
+      expect(down.body.ok).toBe(false)
+      expect(down.body.reason).toMatch(/http listener on 127\.0\.0\.1:\d+ is down/)
+      // the control socket
+      await control.stop()
+      const both = await health()
+      expect(both.body.problems).toEqual([expect.stringMatching(/http listener/), expect.stringMatching(/control socket .* is closed/)])
+    } finally {
+      await admin.stop()
+      await control.stop()
+      await gateway.stop()
+      home.cleanup()
+    }
+  })
+})
