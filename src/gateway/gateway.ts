@@ -232,6 +232,11 @@ export class Gateway {
   }
 
   /** A device's usual interval between calls (ms), once it called twice: the median of its latest gaps. */
+  /** When the device last called, ms since the epoch (presence() shows it to whole seconds). */
+  lastCallAt(device: string): number | undefined {
+    return this.presenceMap.get(device)?.lastSeen
+  }
+
   intervalOf(device: string): number | undefined {
     const gaps = this.gaps.get(device)
     return gaps ? median(gaps) : undefined

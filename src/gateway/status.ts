@@ -63,7 +63,8 @@ export class GatewayMonitor {
       const online = p?.online ?? false
       const counts = (byProtocol[d.protocol] ??= { online: 0, offline: 0 })
       counts[online ? 'online' : 'offline']++
-      const lastSeen = p?.lastSeen ? Date.parse(p.lastSeen) : undefined
+      // to the millisecond: a door calling every 100 ms is not silent because the shown time is whole seconds
+      const lastSeen = gw.lastCallAt(d.name)
       const interval = gw.intervalOf(d.name)
       const isSilent = lastSeen !== undefined && interval !== undefined && now - lastSeen > SILENT_INTERVALS * interval
       if (isSilent) {

@@ -144,7 +144,7 @@ describe('serve --admin-port: status page, /metrics, /healthz, /api/status and d
       await page.locator('#devbody tr').nth(3).waitFor()
       const rows = () => page.locator('#devbody tr').allInnerTexts()
       // door-1 calls every 100 ms; on a loaded machine it may show silent for a moment, so wait for online
-      await page.locator('#devbody tr', { hasText: 'door-1' }).filter({ hasText: 'online' }).waitFor({ timeout: 20_000 })
+      await page.locator('#devbody tr', { hasText: 'door-1' }).filter({ hasText: 'online' }).waitFor({ timeout: 20_000 }).catch(async (e) => { throw new Error(String(e) + '\nROWS: ' + (await rows()).join(' | ')) })
       expect((await rows()).find((r) => r.includes('ghost'))).toMatch(/offline/)
       // the commands of the last hour, with their status
       await page.locator('#cmdbody', { hasText: 'timeout' }).waitFor()
