@@ -48,7 +48,7 @@ export default class DeviceAdd extends DoorctlCommand {
     })
     if (!built.entry) throw new InputError(built.problems.map((p) => ({ ...p, file: 'flags', field: p.field ? `--${p.field.replace('_', '-')}` : undefined })))
     const replaced = this.inventory.get(args.name) !== undefined
-    this.inventory.save([built.entry])
+    await this.inventory.save([built.entry])
     const message = `${replaced ? 'replaced' : 'added'} ${args.name} (${built.entry.protocol})`
     if (!this.jsonEnabled()) this.log(message)
     return { ok: true, device: maskSecrets(built.entry), replaced, message }

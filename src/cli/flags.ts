@@ -22,3 +22,8 @@ export const targetFlags = {
 export const verboseFlag = {
   verbose: Flags.boolean({ char: 'v', description: 'log progress lines to stderr' }),
 }
+
+/** Where doorctl keeps its state (every command): CLI.md "Choosing the store". */
+export const storeFlag = {
+  store: Flags.string({ description: 'shared store, postgres://USER@HOST:PORT/DB (default: SQLite in DOORCTL_HOME)', env: 'DOORCTL_STORE', helpGroup: 'STORE' }),
+}

@@ -120,7 +120,7 @@ function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
  * devices submits them all at once (each device's own call), and they are queued in one
  * control-channel request and one store transaction instead of a thousand.
  */
-class SubmitBatcher<T> {
+export class SubmitBatcher<T> {
   private batch: { item: T; signal: AbortSignal; resolve(c: QueuedCommand): void; reject(e: unknown): void }[] = []
 
   constructor(private readonly send: (items: T[]) => Promise<SubmitAnswer[]>) {}
@@ -157,7 +157,7 @@ class SubmitBatcher<T> {
   }
 }
 
-function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+export function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason)

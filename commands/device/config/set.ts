@@ -44,7 +44,7 @@ export default class DeviceConfigSet extends DoorctlCommand {
       const moved = r.data as { newCommunity?: string; newCode?: string } | undefined
       if (!r.queued && (moved?.newCommunity || moved?.newCode)) {
         const current = this.inventory.get(device.name)
-        if (current) this.inventory.save([{ ...current, community: moved.newCommunity ?? current.community, code: moved.newCode ?? current.code }])
+        if (current) await this.inventory.save([{ ...current, community: moved.newCommunity ?? current.community, code: moved.newCode ?? current.code }])
       }
       return { status: r.queued ? 'queued' : undefined, message: r.message ?? `set ${Object.keys(values).join(', ')}`, fields: { section, ...r.data } }
     })
