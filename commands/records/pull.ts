@@ -35,11 +35,14 @@ export default class RecordsPull extends DoorctlCommand {
     // --json: stdout holds one JSON document; records on stdout go inside it as "records"
     const embed = this.jsonEnabled() && toStdout
     if (embed && format !== 'json') throw new UsageError(`--json with records on stdout needs --format json (got ${format})`, 'write the records to a file with --output FILE, or drop --format')
+    const store = await this.sharedStore()
+    const { SharedCursors } = await import('../../src/store/shared-cursors.js')
+    const cursors = store && sinceLast ? new SharedCursors(store, devices.map((d) => d.name)) : undefined
     const result = await this.spin(`pulling records from ${devices.length} device(s)`, () =>
       exportRecords({
         home: this.home, env: this.env_, devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
         sinceLast, since, until, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
-        jsonPrefix: embed ? '{"records":[' : undefined,
+        jsonPrefix: embed ? '{"records":[' : undefined, cursors,
       }),
     )
     const ok = result.results.every((r) => r.ok)

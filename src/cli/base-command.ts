@@ -110,6 +110,7 @@ export abstract class DoorctlCommand extends Command {
     return {
       home: this.home,
       log: this.log_,
+      records: this._store?.records,
       gateway: () =>
         (this.gatewayHandle ??= this.sharedStore().then(async (store) => {
           // a shared store: queue in it for the gateways on it; else the gateway of this DOORCTL_HOME

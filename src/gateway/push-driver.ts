@@ -162,7 +162,19 @@ export class PushDriver implements DeviceDriver {
     let lastSeq = typeof (query.after as { seq?: unknown } | undefined)?.seq === 'number' ? (query.after as { seq: number }).seq : 0
     const device = this.device.name
     const home = this.env.home
+    const shared = this.env.records
     async function* records(): AsyncIterable<AccessRecord> {
+      if (shared) {
+        for (;;) {
+          if (ctx.signal.aborted) throw ctx.signal.reason
+          const page = await shared.after(device, lastSeq, 1000, { since: query.since?.getTime(), until: query.until?.getTime() })
+          for (const { hasPhoto, seq, ...r } of page) {
+            yield { ...r, time: new Date(r.time), photo: hasPhoto ? await shared.photo(seq) : undefined }
+            lastSeq = seq
+          }
+          if (page.length < 1000) return
+        }
+      }
       const store = new GatewayStore(home, { readonly: true })
       try {
         for (;;) {

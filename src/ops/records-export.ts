@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Writable } from 'node:stream'
 import { CursorStore, type CursorEntry } from '../store/cursors.js'
+import type { SharedCursors } from '../store/shared-cursors.js'
 import { fsyncDir, tempPathFor } from '../util/atomic-file.js'
 import { RecordWriter, recordRow, BASE_RECORD_COLUMNS, type RecordFormat } from './record-writer.js'
 import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
@@ -30,6 +31,8 @@ export interface ExportOptions {
   signal: AbortSignal
   /** For --json with records on stdout: the JSON document opens with this instead of '['. */
   jsonPrefix?: string
+  /** --since last cursors kept in a shared store (default: files in `home`). */
+  cursors?: SharedCursors
 }
 
 export interface ExportResult {
@@ -44,10 +47,10 @@ export interface ExportResult {
  * place (see CursorStore), so consecutive runs export each record exactly once, kills included.
  */
 export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
-  const cursors = new CursorStore(o.home)
-  const recovered = cursors.recover()
+  const cursors = o.cursors ?? new CursorStore(o.home)
+  const recovered = await cursors.recover()
   if (recovered !== 'none') o.env.log.info(`previous interrupted pull ${recovered === 'committed' ? 'was completed' : 'was rolled back'}`)
-  const previous = cursors.read()
+  const previous = await cursors.read()
 
   const toFile = o.output !== '-'
   const outputPath = toFile ? resolve(o.output) : '-'
@@ -120,11 +123,11 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
     await done
     await fsyncFile(temp)
     const size = statSync(temp).size
-    if (o.sinceLast) cursors.prepare(temp, outputPath, size, newCursors)
+    if (o.sinceLast) await cursors.prepare(temp, outputPath, size, newCursors)
     renameSync(temp, outputPath)
     fsyncDir(dirname(outputPath))
   }
-  if (o.sinceLast) cursors.commit(newCursors)
+  if (o.sinceLast) await cursors.commit(newCursors)
   return { results, total, output: outputPath }
 }
 
