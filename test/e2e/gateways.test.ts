@@ -134,6 +134,21 @@ describe.skipIf(missing)(`two gateways on one PostgreSQL${missing ? ` (cannot ru
     }
   }, 90_000)
 
+  it('the store stopped for a while: devices get errors (no record acknowledged unstored), then everything recovers by itself', async () => {
+    pg.stop()
+    const id = h[1].addRecord()
+    // the gateways answer with errors while they cannot store it: never acknowledged meanwhile
+    await until(() => gws[1].proc!.out.stderr.includes('store write failed'), 20_000, 'a failed store write in the log')
+    expect(h[1].acknowledgedRecords()).not.toContain(id)
+    pg.start()
+    await until(() => h[1].acknowledgedRecords().includes(id), 60_000, 'the record acknowledged once the store is back')
+    const pull = await run(['records', 'pull', 'h2', '--format', 'ndjson'])
+    expect(pull.stdout).toContain(`"record_id":"${id}"`)
+    // both gateways are live again (lease renewed, or registered anew) and carry commands
+    const r = await run(['device', 'reboot', 'h1', 'h2', '--json', '--timeout', '30s'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+  }, 120_000)
+
   it('a gateway SIGKILLed while devices upload and commands wait: devices move to the other, no acknowledged record lost, no door opened twice', async () => {
     let uploading = true
     const uploads = (async () => {
