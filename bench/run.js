@@ -10,6 +10,8 @@
 //                                       (bench/fleet.js; BENCH_FLEET_DEVICES; BENCH_LABEL names the run)
 //   node bench/run.js store             store primitives: embedded SQLite before/after the Store interface, and
 //                                       PostgreSQL when installed (bench/store.js; size BENCH_STORE_OPS)
+//   node bench/run.js gateways          two serve on one PostgreSQL vs one on SQLite: 2,000 httpv2 devices,
+//                                       200 records/s (bench/gateways.js; size BENCH_DEVICES)
 //
 // Results: bench/results.json (raw numbers, one entry per benchmark, kept across partial runs) and
 // bench/RESULTS.md (rendered from it). Sizes can be lowered for a quick try-out with BENCH_RECORDS,
@@ -25,6 +27,7 @@ import { fileURLToPath } from 'node:url'
 import { writePeopleCsv } from './gen-people.js'
 import { benchFleet, renderFleet } from './fleet.js'
 import { benchStore, renderStore } from './store.js'
+import { benchGateways, renderGateways } from './gateways.js'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -628,7 +631,7 @@ function renderValidate(e) {
   ].join('\n\n')
 }
 
-const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }) }
+const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }), gateways: (e) => renderGateways(e, { stamp, table, f0, f1, verdict }) }
 
 function autoNotes(all) {
   const notes = []
@@ -700,7 +703,7 @@ function render(all) {
     'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
-  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store']
+  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store', 'gateways']
   for (const name of ORDER) {
     const e = all[name]
     if (!e) {
@@ -1003,7 +1006,7 @@ const fleetHelpers = { runNode, startServe, importInventory, failure, childEnv, 
 // ---------------------------------------------------------------------------------------------
 // main
 
-const BENCHES = { startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway, udp: benchUdp, wsjson: () => benchConn('wsjson'), bestm: () => benchConn('bestm'), fleet: (previous) => benchFleet(fleetHelpers, previous), store: () => benchStore({ ops: SIZES.storeOps, log }) }
+const BENCHES = { startup: benchStartup, pull: benchPull, import: benchImport, validate: benchValidate, gateway: benchGateway, udp: benchUdp, wsjson: () => benchConn('wsjson'), bestm: () => benchConn('bestm'), fleet: (previous) => benchFleet(fleetHelpers, previous), store: () => benchStore({ ops: SIZES.storeOps, log }), gateways: () => benchGateways(fleetHelpers) }
 
 async function main() {
   const asked = process.argv.slice(2)
@@ -1063,6 +1066,7 @@ function sizesFor(name) {
   if (name === 'bestm') return { bestDevices: SIZES.bestDevices }
   if (name === 'fleet') return { fleetDevices: SIZES.fleetDevices }
   if (name === 'store') return { storeOps: SIZES.storeOps }
+  if (name === 'gateways') return { devices: SIZES.devices }
   return { bigPeople: SIZES.bigPeople }
 }
 
