@@ -10,10 +10,10 @@
 // (RecordIDs R<n>); the report counts those acknowledged, and their upload latencies.
 // DURATION_MS 0: run until the parent sends 'stop'. The parent gets { type: 'warm' } once every
 // device has had a keepalive answered, and { type: 'taken', taken } whenever it sends 'counts'.
-import { Client } from 'undici'
+import { Client, Pool } from 'undici'
 
 const [port, count, intervalMs, durationMs, warmupMs, firstArg, recordsPerSec] = process.argv.slice(2).map(Number)
-const first = Number.isInteger(firstArg) && firstArg > 0 ? firstArg : 1
+const firstDevice = Number.isInteger(firstArg) && firstArg > 0 ? firstArg : 1
 const origin = `http://127.0.0.1:${port}`
 const start = Date.now()
 const latencies = []
@@ -41,7 +41,7 @@ async function post(client, path, body) {
 const takenSoFar = () => Object.fromEntries(Object.entries(taken).map(([kind, per]) => [kind, Array.from(per)]))
 
 async function device(i) {
-  const sn = `BENCH${String(first + i - 1).padStart(6, '0')}`
+  const sn = `BENCH${String(firstDevice + i - 1).padStart(6, '0')}`
   const client = new Client(origin, { pipelining: 1, keepAliveTimeout: 60_000 })
   // spread the devices evenly over one interval
   await new Promise((r) => setTimeout(r, (i / count) * intervalMs))
@@ -90,15 +90,15 @@ process.on('message', (m) => {
 const recordStats = { sent: 0, acked: 0, latencies: [] }
 async function records() {
   if (!(recordsPerSec > 0)) return
-  const client = new Client(origin, { pipelining: 1, keepAliveTimeout: 60_000, connections: 16 })
+  const client = new Pool(origin, { pipelining: 1, keepAliveTimeout: 60_000, connections: 16 })
   const inflight = new Set()
   let n = 0
   let next = Date.now()
   while (!stopping) {
     const k = n++
-    const sn = `BENCH${String(first + (k % count)).padStart(6, '0')}`
+    const sn = `BENCH${String(firstDevice + (k % count)).padStart(6, '0')}`
     const t0 = performance.now()
-    const p = post(client, '/Record/UploadIdentifyRecord', { SN: sn, RecordID: `R${first}-${k}`, RecordDate: Math.floor(Date.now() / 1000), RecordType: 3, UserID: '1001' })
+    const p = post(client, '/Record/UploadIdentifyRecord', { SN: sn, RecordID: `R${firstDevice}-${k}`, RecordDate: Math.floor(Date.now() / 1000), RecordType: 3, UserID: '1001' })
       .then((r) => {
         if (r.status === 200 && r.json?.Success === 1) {
           recordStats.acked++

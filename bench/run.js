@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url'
 import { writePeopleCsv } from './gen-people.js'
 import { benchFleet, renderFleet } from './fleet.js'
 import { benchStore, renderStore } from './store.js'
-import { benchGateways, renderGateways } from './gateways.js'
+import { benchGateways, gatewaysNote, renderGateways } from './gateways.js'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -691,6 +691,7 @@ function autoNotes(all) {
       `**bestm**: the best driver and its embedded MQTT broker are in serve's process, so memory per device (${f1(be.perConnKB)} KB) includes the broker's per-client state (session, subscriptions) as well as the driver's. The heartbeat round trip has a p50 of ${f1(be.p50)} ms; with 200 devices (40/s) it was ~47 ms too, so it is a fixed delay, not load — its size (~40 ms) suggests a Nagle / delayed-ACK interaction on one of the loopback TCP connections (device ↔ broker; not verified here). Command round trips (${f0(be.rtP50)} ms p50) carry it twice (command down, answer up). Connecting all ${f0(be.devices)} (getBrokerServer + MQTT connect + exchange + login + report, 50 at a time) took ${f1(be.connectMs / 1000)} s.`,
     )
   }
+  if (all.gateways?.result) { const n = gatewaysNote(all.gateways); if (n) notes.push(n) }
   for (const [name, e] of Object.entries(all)) for (const err of e.result?.errors ?? []) notes.push(`**${name} failure**: ${err}`)
   for (const [name, e] of Object.entries(all)) if (e.crash) notes.push(`**${name} did not complete**: ${e.crash}`)
   return notes

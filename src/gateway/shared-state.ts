@@ -230,10 +230,36 @@ export class SharedGatewayState {
 
   // ---- records ------------------------------------------------------------------------------
 
-  /** Stores a record (once per device and record id); the device is answered only once it is committed. */
+  /**
+   * Stores a record (once per device and record id); the device is answered only once it is
+   * committed. Group commit: records arriving while a batch is being committed go in the next
+   * batch, one transaction (one WAL flush) for all of them.
+   */
   spool(r: SpoolRecord): boolean {
-    this.track(this.store.records.add([r]))
+    this.track(new Promise((resolve, reject) => {
+      this.recordBatch.push({ r, resolve, reject })
+      if (!this.recordsCommitting) void this.commitRecords()
+    }))
     return true
+  }
+
+  private recordBatch: { r: SpoolRecord; resolve(v: unknown): void; reject(e: unknown): void }[] = []
+  private recordsCommitting = false
+
+  private async commitRecords(): Promise<void> {
+    this.recordsCommitting = true
+    // let the requests of this turn of the event loop join
+    await new Promise((r) => setImmediate(r))
+    while (this.recordBatch.length > 0) {
+      const batch = this.recordBatch.splice(0, 500)
+      try {
+        await this.store.records.add(batch.map((b) => b.r))
+        for (const b of batch) b.resolve(true)
+      } catch (err) {
+        for (const b of batch) b.reject(err)
+      }
+    }
+    this.recordsCommitting = false
   }
 
   // ---- presence, discovered devices, holds (batched) ----------------------------------------
