@@ -196,6 +196,19 @@ export class PushDriver implements DeviceDriver {
 
   async *watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord> {
     if (this.env.gateway) await this.env.gateway()
+    const shared = this.env.records
+    if (shared) {
+      // a shared store: records taken by every gateway on it
+      let lastSeq = await shared.lastSeq()
+      while (!ctx.signal.aborted) {
+        for (const { hasPhoto, seq, ...r } of await shared.after(this.device.name, lastSeq, 1000)) {
+          lastSeq = seq
+          yield { ...r, time: new Date(r.time), photo: hasPhoto ? await shared.photo(seq) : undefined }
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+      return
+    }
     const store = new GatewayStore(this.env.home, { readonly: true })
     try {
       let lastSeq = (store.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s

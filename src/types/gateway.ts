@@ -218,4 +218,6 @@ export interface DiscoveredRow {
 export interface RecordSource {
   after(device: string, afterSeq: number, limit: number, range?: { since?: number; until?: number }): Promise<(Omit<SpoolRecord, 'photo'> & { seq: number; hasPhoto: boolean })[]>
   photo(seq: number): Promise<Buffer | undefined>
+  /** The highest sequence number so far (records watch starts after it). */
+  lastSeq(): Promise<number>
 }

@@ -134,6 +134,25 @@ describe.skipIf(missing)(`two gateways on one PostgreSQL${missing ? ` (cannot ru
     }
   }, 90_000)
 
+  it('records watch from a home with no gateway sees records taken by either gateway', async () => {
+    const watch = startDoorctl(['records', 'watch', 'h1', 'h2', '--store', url], { home: cli.path })
+    try {
+      // devices keep uploading until the watch (started at the store's latest record) shows one of each
+      let last = 0
+      await until(() => {
+        if (Date.now() - last > 500) {
+          last = Date.now()
+          h[0].addRecord()
+          h[1].addRecord()
+        }
+        return watch.out.stdout.includes('"device":"h1"') && watch.out.stdout.includes('"device":"h2"')
+      }, 30_000, `records of both gateways in the watch: ${watch.out.stderr}`)
+    } finally {
+      watch.child.kill('SIGINT')
+      await watch.exited
+    }
+  }, 60_000)
+
   it('the store stopped for a while: devices get errors (no record acknowledged unstored), then everything recovers by itself', async () => {
     pg.stop()
     const id = h[1].addRecord()
