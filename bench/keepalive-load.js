@@ -4,12 +4,16 @@
 // UploadWorkParameter → /Device/UploadWorkSetting. Every command a device takes is counted per
 // device (open, restart, time), so a benchmark can check that each door got its command once.
 // Runs in its own process; reports over IPC.
-//   node bench/keepalive-load.js PORT COUNT INTERVAL_MS DURATION_MS WARMUP_MS
+//   node bench/keepalive-load.js PORT COUNT INTERVAL_MS DURATION_MS WARMUP_MS [FIRST [RECORDS_PER_S]]
+// FIRST: the number of the first device (serial BENCH<FIRST>…), so two generators can split one
+// inventory; RECORDS_PER_S: identification records uploaded per second, spread over the devices
+// (RecordIDs R<n>); the report counts those acknowledged, and their upload latencies.
 // DURATION_MS 0: run until the parent sends 'stop'. The parent gets { type: 'warm' } once every
 // device has had a keepalive answered, and { type: 'taken', taken } whenever it sends 'counts'.
-import { Client } from 'undici'
+import { Client, Pool } from 'undici'
 
-const [port, count, intervalMs, durationMs, warmupMs] = process.argv.slice(2).map(Number)
+const [port, count, intervalMs, durationMs, warmupMs, firstArg, recordsPerSec] = process.argv.slice(2).map(Number)
+const firstDevice = Number.isInteger(firstArg) && firstArg > 0 ? firstArg : 1
 const origin = `http://127.0.0.1:${port}`
 const start = Date.now()
 const latencies = []
@@ -37,7 +41,7 @@ async function post(client, path, body) {
 const takenSoFar = () => Object.fromEntries(Object.entries(taken).map(([kind, per]) => [kind, Array.from(per)]))
 
 async function device(i) {
-  const sn = `BENCH${String(i).padStart(6, '0')}`
+  const sn = `BENCH${String(firstDevice + i - 1).padStart(6, '0')}`
   const client = new Client(origin, { pipelining: 1, keepAliveTimeout: 60_000 })
   // spread the devices evenly over one interval
   await new Promise((r) => setTimeout(r, (i / count) * intervalMs))
@@ -82,10 +86,43 @@ process.on('message', (m) => {
   if (m === 'stop') stopping = true
   else if (m === 'counts') process.send({ type: 'taken', taken: takenSoFar() })
 })
-const all = Array.from({ length: count }, (_, i) => device(i + 1))
+/** Records at RECORDS_PER_S, each from the next device on a connection of its own (the device retries nothing: an error counts). */
+const recordStats = { sent: 0, acked: 0, latencies: [] }
+async function records() {
+  if (!(recordsPerSec > 0)) return
+  const client = new Pool(origin, { pipelining: 1, keepAliveTimeout: 60_000, connections: 16 })
+  const inflight = new Set()
+  let n = 0
+  let next = Date.now()
+  while (!stopping) {
+    const k = n++
+    const sn = `BENCH${String(firstDevice + (k % count)).padStart(6, '0')}`
+    const t0 = performance.now()
+    const p = post(client, '/Record/UploadIdentifyRecord', { SN: sn, RecordID: `R${firstDevice}-${k}`, RecordDate: Math.floor(Date.now() / 1000), RecordType: 3, UserID: '1001' })
+      .then((r) => {
+        if (r.status === 200 && r.json?.Success === 1) {
+          recordStats.acked++
+          if (Date.now() - start > warmupMs) recordStats.latencies.push(performance.now() - t0)
+        } else noteError(`record ${sn}: HTTP ${r.status} ${JSON.stringify(r.json)}`)
+      }, (err) => noteError(`record ${sn}: ${err.message}`))
+      .finally(() => inflight.delete(p))
+    inflight.add(p)
+    recordStats.sent++
+    next += 1000 / recordsPerSec
+    const wait = next - Date.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  }
+  await Promise.all(inflight)
+  await client.close()
+}
+
+const all = [...Array.from({ length: count }, (_, i) => device(i + 1)), records()]
 if (durationMs > 0) setTimeout(() => { stopping = true }, durationMs)
 await Promise.all(all)
 latencies.sort((a, b) => a - b)
 const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]
-process.send({ type: 'report', requests, measured: latencies.length, errors, errorSamples, p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1], deliveries, taken: takenSoFar(), rssKB: process.resourceUsage().maxRSS })
+recordStats.latencies.sort((a, b) => a - b)
+const rpct = (p) => recordStats.latencies[Math.min(recordStats.latencies.length - 1, Math.floor((p / 100) * recordStats.latencies.length))]
+const recordReport = { sent: recordStats.sent, acked: recordStats.acked, p50: rpct(50), p99: rpct(99) }
+process.send({ type: 'report', records: recordReport, requests, measured: latencies.length, errors, errorSamples, p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1], deliveries, taken: takenSoFar(), rssKB: process.resourceUsage().maxRSS })
 process.disconnect()

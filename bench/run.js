@@ -12,6 +12,8 @@
 //   node bench/run.js copy              people copy of 5,000 people with 60 KB photos against people import of the same (bench/copy.js; BENCH_COPY_PEOPLE)
 //   node bench/run.js store             store primitives: embedded SQLite before/after the Store interface, and
 //                                       PostgreSQL when installed (bench/store.js; size BENCH_STORE_OPS)
+//   node bench/run.js gateways          two serve on one PostgreSQL vs one on SQLite: 2,000 httpv2 devices,
+//                                       200 records/s (bench/gateways.js; size BENCH_DEVICES)
 //
 // Results: bench/results.json (raw numbers, one entry per benchmark, kept across partial runs) and
 // bench/RESULTS.md (rendered from it). Sizes can be lowered for a quick try-out with BENCH_RECORDS,
@@ -36,6 +38,7 @@ import { benchStore, renderStore } from './store.js'
 import { benchProvision, renderProvision } from './provision.js'
 import { benchCopy, renderCopy } from './copy.js'
 import { benchAdmin, renderAdmin } from './admin.js'
+import { benchGateways, gatewaysNote, renderGateways } from './gateways.js'
 
 const BENCH = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(BENCH, '..')
@@ -675,7 +678,7 @@ function renderValidate(e) {
   ].join('\n\n')
 }
 
-const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }), provision: (e) => renderProvision(e, { stamp, table, f0, f1, f2, verdict }), copy: (e) => renderCopy(e, { f1, f2, table, stamp }), admin: (e) => renderAdmin(e, { f0, f1, f2, table, verdict, stamp }) }
+const RENDER = { startup: renderStartup, pull: renderPull, import: renderImport, validate: renderValidate, gateway: (e) => renderGateway(e), udp: (e) => renderUdp(e), wsjson: (e) => renderConn('wsjson', e), bestm: (e) => renderConn('bestm', e), fleet: (e) => renderFleet(e, { f0, f1, f2, table, verdict, stamp }), store: (e) => renderStore(e, { stamp, table, f0, f2, verdict }), provision: (e) => renderProvision(e, { stamp, table, f0, f1, f2, verdict }), copy: (e) => renderCopy(e, { f1, f2, table, stamp }), admin: (e) => renderAdmin(e, { f0, f1, f2, table, verdict, stamp }), gateways: (e) => renderGateways(e, { stamp, table, f0, f1, verdict }) }
 
 function autoNotes(all) {
   const notes = []
@@ -732,6 +735,7 @@ function autoNotes(all) {
       `**bestm**: the best driver and its embedded MQTT broker are in serve's process, so memory per device (${f1(be.perConnKB)} KB) includes the broker's per-client state (session, subscriptions) as well as the driver's. The heartbeat round trip has a p50 of ${f1(be.p50)} ms; with 200 devices (40/s) it was ~47 ms too, so it is a fixed delay, not load — its size (~40 ms) suggests a Nagle / delayed-ACK interaction on one of the loopback TCP connections (device ↔ broker; not verified here). Command round trips (${f0(be.rtP50)} ms p50) carry it twice (command down, answer up). Connecting all ${f0(be.devices)} (getBrokerServer + MQTT connect + exchange + login + report, 50 at a time) took ${f1(be.connectMs / 1000)} s.`,
     )
   }
+  if (all.gateways?.result) { const n = gatewaysNote(all.gateways); if (n) notes.push(n) }
   for (const [name, e] of Object.entries(all)) for (const err of e.result?.errors ?? []) notes.push(`**${name} failure**: ${err}`)
   for (const [name, e] of Object.entries(all)) if (e.crash) notes.push(`**${name} did not complete**: ${e.crash}`)
   return notes
@@ -744,7 +748,7 @@ function render(all) {
     'Run all four with `npm run bench` (builds first; about 2½ minutes on a 2-core machine, plus the build), or one with `node bench/run.js startup|pull|import|validate` after `npm run build`; that updates its own section here and keeps the others (each section says when it was measured). Every measured process is a child started by `bench/run.js`, timed from spawn to exit; peak RSS is `process.resourceUsage().maxRSS` written at exit by `bench/rss-probe.js`, loaded through `NODE_OPTIONS=--import=…` into doorctl and into every floor alike. The simulated device (`bench/sim-server.js`) runs in a process of its own on 127.0.0.1, so its CPU time is counted against neither side, although on 2 cores it still competes for them. **Floors**, measured in the same run and interleaved with doorctl: *startup* — `node -e 0`; *pull* — `bench/floor-pull.js`, global `fetch` paging `/api/record` 1000 a page one request at a time and writing each raw record as a JSON line through a write stream with back-pressure; *import* — `bench/floor-import.js`, one signed `POST /api/user` after the other with `fetch`; *validate* — `bench/floor-validate.js`, csv-parse streaming the same file and counting rows (wall time), and `node -e 0` for RSS scale. Raw numbers are in `bench/results.json`.',
     m ? `Machine: ${m.nproc} CPUs (\`nproc\`), ${m.cpu}, ${m.totalMemGiB} GiB RAM, node ${m.node}, ${m.platform}. MB here are MiB (maxRSS KB / 1024).` : '',
   ]
-  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store', 'provision', 'copy', 'admin']
+  const ORDER = ['startup', 'pull', 'import', 'validate', 'gateway', 'udp', 'wsjson', 'bestm', 'fleet', 'store', 'provision', 'copy', 'admin', 'gateways']
   for (const name of ORDER) {
     const e = all[name]
     if (!e) {
@@ -1052,6 +1056,7 @@ const BENCHES = {
   fleet: (previous) => benchFleet(fleetHelpers, previous), store: () => benchStore({ ops: SIZES.storeOps, log }),
   copy: () => benchCopy({ runNode, startSim, freshHome, failure, log, work, sizes: SIZES, root: ROOT, run: RUN, password: PASSWORD }),
   admin: () => benchAdmin(fleetHelpers),
+  gateways: () => benchGateways(fleetHelpers),
   provision: () => benchProvision({ runNode, failure, childEnv, work, RUN, BENCH, NODE, ROOT, doors: SIZES.doors }),
 }
 
@@ -1128,6 +1133,7 @@ function sizesFor(name) {
   if (name === 'provision') return { doors: SIZES.doors }
   if (name === 'copy') return { copyPeople: SIZES.copyPeople }
   if (name === 'admin') return { devices: SIZES.devices }
+  if (name === 'gateways') return { devices: SIZES.devices }
   return { bigPeople: SIZES.bigPeople }
 }
 

@@ -23,6 +23,7 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     authorize: Flags.string({ description: 'online authorization: allow, deny, or a CSV with an id column of allowed users', default: 'deny' }),
     'log-file': Flags.string({ description: 'append log lines here instead of stderr' }),
     'offline-after': Flags.string({ description: 'a device silent this long is shown offline', default: '90s' }),
+    lease: Flags.string({ description: 'shared store: this gateway counts as dead this long after its last renewal', default: '15s', helpGroup: 'STORE' }),
     verbose: Flags.boolean({ char: 'v', description: 'log every command and record' }),
   }
   protected override stopIsSuccess = true
@@ -33,11 +34,13 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     // refused (exit 2) before anything listens
     const access = flags['no-admin'] ? undefined : adminAccess(flags['admin-bind'], flags['admin-token-file'])
     if (access?.created) log.notice(`a new admin token was written to ${flags['admin-token-file']} (mode 0600)`)
+    const store = await this.sharedStore()
     const started = await startGateway(
       {
         home: this.home,
         log,
         admin: access && { port: flags['admin-port'], bind: flags['admin-bind'], token: access.token },
+        shared: store && { store, leaseMs: this.timeoutMs({ timeout: flags.lease }), flushMs: 1000 },
         settings: { ...this.listenerSettings(flags), authorize: flags.authorize, offlineAfterMs: this.timeoutMs({ timeout: flags['offline-after'] }) },
       },
       'serve',
@@ -45,13 +48,13 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     if (!started) throw new UsageError('a gateway is already running for this DOORCTL_HOME', 'stop it first (or point DOORCTL_HOME elsewhere)')
     const { gateway, control } = started
     const warnings = gateway.warnings()
-    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, tls: gateway.tls !== undefined, ...gateway.bound, ...(access && { admin_bind: flags['admin-bind'] }), authorize: flags.authorize, warnings }
+    const ready = { ok: true, pid: process.pid, http_port: gateway.httpPort, bind: gateway.settings.bind, tls: gateway.tls !== undefined, ...gateway.bound, ...(access && { admin_bind: flags['admin-bind'] }), authorize: flags.authorize, store: store?.description ?? 'sqlite', gateway_id: gateway.shared?.id, warnings }
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
     else this.log(`doorctl gateway listening on ${gateway.describe()} (pid ${process.pid}); ${access ? `status page ${started.admin?.scheme ?? 'http'}://${hostPort(flags['admin-bind'], gateway.bound.admin_port)}/; ` : ''}Ctrl-C to stop${warnings.map((w) => `. Warning: ${w}`).join('')}`)
     await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))
     log.notice('stopping: finishing requests in flight')
     await started.admin?.stop()
-    await control.stop()
+    await control?.stop()
     await gateway.stop()
     return undefined
   }

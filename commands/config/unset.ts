@@ -3,6 +3,7 @@ import { DoorctlCommand } from '../../src/cli/base-command.js'
 import { Settings } from '../../src/store/settings.js'
 
 export default class ConfigUnset extends DoorctlCommand {
+  protected static override usesStore = false
   static override description = 'Go back to the built-in default for a setting'
   static override examples = ['doorctl config unset mqtt-url']
   static override args = { key: Args.string({ required: true }) }

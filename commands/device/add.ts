@@ -53,7 +53,7 @@ export default class DeviceAdd extends DoorctlCommand {
     const built = buildDeviceEntry(input)
     if (!built.entry) throw new InputError(built.problems.map((p) => ({ ...p, file: 'flags', field: p.field === 'name' ? 'NAME' : p.field ? `--${p.field.replace('_', '-')}` : undefined })))
     const replaced = this.inventory.get(built.entry.name) !== undefined
-    this.inventory.save([built.entry])
+    await this.inventory.save([built.entry])
     const message = `${replaced ? 'replaced' : 'added'} ${built.entry.name} (${built.entry.protocol})`
     if (!this.jsonEnabled()) this.log(message)
     const doc = { ok: true, device: maskSecrets(built.entry), replaced, message }

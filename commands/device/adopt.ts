@@ -31,7 +31,7 @@ export default class DeviceAdopt extends DoorctlCommand {
     const problems = built.flatMap((b) => b.problems)
     if (problems.length > 0) throw new InputError(problems.map((p) => ({ ...p, file: 'answers' })))
     const entries = built.map((b) => b.entry!)
-    this.inventory.save(entries)
+    await this.inventory.save(entries)
     const message = `added ${entries.map((e) => `${e.name} (${e.protocol})`).join(', ')}`
     this.log(message)
     return { ok: true, added: entries.map(maskSecrets), message }

@@ -11,7 +11,7 @@ export default class DeviceImport extends DoorctlCommand {
     const { args } = await this.parse(DeviceImport)
     const entries = readDevicesCsv(args.file)
     const existing = new Set(this.inventory.all().map((d) => d.name))
-    this.inventory.save(entries)
+    await this.inventory.save(entries)
     const added = entries.filter((e) => !existing.has(e.name)).map((e) => e.name)
     const updated = entries.filter((e) => existing.has(e.name)).map((e) => e.name)
     const message = `${added.length} added, ${updated.length} updated`

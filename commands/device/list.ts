@@ -18,8 +18,9 @@ export default class DeviceList extends DoorctlCommand {
     const devices = this.inventory.all().filter((d) => tags.every((t) => d.tags.includes(t)))
     const pushStyle = devices.some((d) => d.protocol !== 'openapi' || d.deviceId)
     // direct openapi devices are not watched: their presence is unknown (null) until asked
-    const { readPresence } = await import('../../src/gateway/presence.js')
-    const known = pushStyle || flags.discovered ? await readPresence(this.home) : { running: false, presence: [], discovered: [] }
+    const store = await this.sharedStore()
+    const read = store ? async () => (await import('../../src/ops/store-handle.js')).readStorePresence(store) : async () => (await import('../../src/gateway/presence.js')).readPresence(this.home)
+    const known = pushStyle || flags.discovered ? await read() : { running: false, presence: [], discovered: [] }
     if (flags.discovered) {
       const discovered = known.discovered.map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: isoWithOffset(new Date(d.lastSeen)), info: d.info }))
       if (!this.jsonEnabled()) {

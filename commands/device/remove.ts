@@ -13,7 +13,7 @@ export default class DeviceRemove extends DoorctlCommand {
     const names = argv as string[]
     if (names.length === 0) throw new UsageError('name the devices to remove', 'doorctl device remove NAME...')
     assertKnown(this.inventory, names)
-    this.inventory.remove(names)
+    await this.inventory.remove(names)
     if (!this.jsonEnabled()) this.log(`removed ${names.join(', ')}`)
     return { ok: true, removed: names }
   }

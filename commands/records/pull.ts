@@ -48,11 +48,14 @@ export default class RecordsPull extends DoorctlCommand {
     // --json: stdout holds one JSON document; records on stdout go inside it as "records"
     const embed = this.jsonEnabled() && toStdout
     if (embed && format !== 'json') throw new UsageError(`--json with records on stdout needs --format json (got ${format})`, 'write the records to a file with --output FILE, or drop --format')
+    const store = await this.sharedStore()
+    const { SharedCursors } = await import('../../src/store/shared-cursors.js')
+    const cursors = store && sinceLast ? new SharedCursors(store, devices.map((d) => d.name)) : undefined
     const pull = (progress?: ProgressListener) =>
       exportRecords({
         home: this.home, env: this.driverEnv(flags), devices, format, output: flags.output, stdout: process.stdout, photosDir: flags.photos,
         sinceLast, since, until, zone, concurrency: flags.concurrency, timeoutMs: this.timeoutMs(flags), signal: this.signal,
-        repost: flags.repost, jsonPrefix: embed ? '{"records":[' : undefined, progress,
+        repost: flags.repost, jsonPrefix: embed ? '{"records":[' : undefined, progress, cursors,
       })
     // records scrolling on the terminal are their own progress
     const result = toStdout && process.stdout.isTTY ? await pull() : await this.withProgress({ label: 'pulling', unit: 'records', devices: devices.length }, pull)

@@ -1,7 +1,9 @@
 import { Command, Interfaces } from '@oclif/core'
 import { DoorctlError, InputError, UsageError } from '../types/errors.js'
 import { resolveHome } from '../store/home.js'
-import { Inventory } from '../store/inventory.js'
+import { Inventory, type DeviceBook } from '../store/inventory.js'
+import type { Store } from '../store/interface.js'
+import { storeFlag } from './flags.js'
 import { resolveTargets } from '../ops/targets.js'
 import { Settings, type SettingKey } from '../store/settings.js'
 import { parseDuration } from '../util/time.js'
@@ -33,13 +35,18 @@ export interface ListenerFlagValues {
  */
 export abstract class DoorctlCommand extends Command {
   static override enableJsonFlag = true
+  static override baseFlags = { ...storeFlag }
+  /** Commands that never touch the store (config, simulators) do not open it: a wrong URL can still be unset. */
+  protected static usesStore = true
 
   protected abortController = new AbortController()
   /** Long-running commands (serve) treat SIGINT/SIGTERM as their normal, successful end. */
   protected stopIsSuccess = false
   private interrupted = false
   private _home?: string
-  private _inventory?: Inventory
+  private _inventory?: DeviceBook
+  private _store?: Store
+  private _storeUrl?: string | null
   private _log?: Logger
 
   protected get signal(): AbortSignal {
@@ -50,8 +57,34 @@ export abstract class DoorctlCommand extends Command {
     return (this._home ??= resolveHome())
   }
 
-  protected get inventory(): Inventory {
+  protected get inventory(): DeviceBook {
     return (this._inventory ??= new Inventory(this.home))
+  }
+
+  /** --store, else DOORCTL_STORE, else `doorctl config set store`; undefined: SQLite in DOORCTL_HOME. */
+  protected get storeUrl(): string | undefined {
+    if (this._storeUrl === undefined) {
+      const argv = this.argv
+      let flag: string | undefined
+      for (let i = 0; i < argv.length; i++) {
+        if (argv[i] === '--store') flag = argv[i + 1]
+        else if (argv[i].startsWith('--store=')) flag = argv[i].slice('--store='.length)
+      }
+      const env = process.env.DOORCTL_STORE
+      const url = flag ?? (env && env.trim() !== '' ? env : undefined) ?? (new Settings(this.home).get('store') as string | undefined)
+      this._storeUrl = url?.trim() ? url.trim() : null
+    }
+    return this._storeUrl ?? undefined
+  }
+
+  /** The shared store (only when one is chosen): opened once, closed when the command ends. */
+  protected async sharedStore(): Promise<Store | undefined> {
+    if (!this.storeUrl) return undefined
+    if (!this._store) {
+      const { openStore } = await import('../store/open.js')
+      this._store = await openStore({ url: this.storeUrl, home: this.home, log: this.log_ })
+    }
+    return this._store
   }
 
   protected get log_(): Logger {
@@ -89,10 +122,13 @@ export abstract class DoorctlCommand extends Command {
     return {
       home: this.home,
       log: this.log_,
+      records: this._store?.records,
       gateway: () =>
-        (this.gatewayHandle ??= import('../ops/gateway-client.js').then((m) =>
-          m.openGateway(this.home, settings, this.log_),
-        )),
+        (this.gatewayHandle ??= this.sharedStore().then(async (store) => {
+          // a shared store: queue in it for the gateways on it; else the gateway of this DOORCTL_HOME
+          if (store) return (await import('../ops/store-handle.js')).openStoreHandle(store, this.log_)
+          return (await import('../ops/gateway-client.js')).openGateway(this.home, settings, this.log_)
+        })),
     }
   }
 
@@ -109,6 +145,12 @@ export abstract class DoorctlCommand extends Command {
 
   override async init(): Promise<void> {
     await super.init()
+    // a shared store's inventory is read once, before anything resolves targets
+    if ((this.constructor as typeof DoorctlCommand).usesStore && this.storeUrl) {
+      const store = (await this.sharedStore())!
+      const { StoreInventory } = await import('../store/store-inventory.js')
+      this._inventory = await StoreInventory.load(store)
+    }
     process.once('SIGINT', this.onInterrupt)
     process.once('SIGTERM', this.onInterrupt)
   }
@@ -124,6 +166,7 @@ export abstract class DoorctlCommand extends Command {
   override async finally(err: Error | undefined): Promise<void> {
     const gateway = this.gatewayHandle && (await this.gatewayHandle.catch(() => undefined))
     await gateway?.close()
+    await this._store?.close().catch(() => {})
     process.removeListener('SIGINT', this.onInterrupt)
     process.removeListener('SIGTERM', this.onInterrupt)
     if (this.interrupted) process.exitCode = 130

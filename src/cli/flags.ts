@@ -42,3 +42,8 @@ export const renderZoneFlags = {
   tz: Flags.string({ description: "render every time in this IANA zone (e.g. Europe/Berlin) instead of each device's own", exclusive: ['utc'] }),
   utc: Flags.boolean({ description: 'render every time in UTC (+00:00)', exclusive: ['tz'] }),
 }
+
+/** Where doorctl keeps its state (every command): CLI.md "Choosing the store". */
+export const storeFlag = {
+  store: Flags.string({ description: 'shared store, postgres://USER@HOST:PORT/DB (default: SQLite in DOORCTL_HOME)', env: 'DOORCTL_STORE', helpGroup: 'STORE' }),
+}

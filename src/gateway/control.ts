@@ -218,6 +218,8 @@ export class ControlClient {
       if (msg.error) w.reject(new Error(msg.error.message))
       else w.resolve(msg.result)
     })
+    // ECONNRESET when the gateway stops mid-call: without a handler it would crash the client; 'close' follows and rejects the calls
+    socket.on('error', () => {})
     socket.on('close', () => {
       for (const w of this.waiting.values()) w.reject(new Error('the gateway closed the control channel'))
       this.waiting.clear()

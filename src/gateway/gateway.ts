@@ -10,6 +10,8 @@ import { Collector } from './collect.js'
 import { createGatewayHttpServer, Router, type GatewayHttpServer } from './http.js'
 import { loadTls } from './tls.js'
 import { GatewayStore, type PresenceRow } from '../store/gateway-store.js'
+import type { Store } from '../store/interface.js'
+import { ClaimLost, SharedGatewayState } from './shared-state.js'
 import {
   DEFAULT_SETTINGS,
   FINAL_STATES,
@@ -40,7 +42,7 @@ const REFUSED_LOG_EVERY_MS = 60_000
  * and its answer waits for that commit (on disk before the device hears it). Writes made
  * anywhere else (WebSocket, MQTT, UDP, timers, or after the answer) commit on their own.
  */
-const httpRequest = new AsyncLocalStorage<{ answered: boolean }>()
+const httpRequest = new AsyncLocalStorage<{ answered: boolean; writes?: Promise<unknown>[] }>()
 
 /**
  * Hooks for what watches the gateway (metrics, the status page): called synchronously, so each
@@ -60,6 +62,8 @@ export interface GatewayOptions {
   log: Logger
   settings?: Partial<GatewaySettings>
   handlers: ProtocolHandler[]
+  /** A shared store (PostgreSQL): several gateways work on it; absent = gateway.db in `home`. */
+  shared?: { store: Store; leaseMs: number; flushMs: number }
 }
 
 /** A command to queue for a device, and how long it may wait for the device (ms). */
@@ -89,7 +93,9 @@ export function identityOf(d: DeviceEntry): string | undefined {
  */
 export class Gateway {
   readonly settings: GatewaySettings
-  readonly store: GatewayStore
+  private readonly local?: GatewayStore
+  /** On a shared store: what this gateway keeps in memory of it (shared-state.ts). */
+  readonly shared?: SharedGatewayState
   readonly log: Logger
   private readonly inventory: Inventory
   private readonly handlers: ProtocolHandler[]
@@ -141,12 +147,31 @@ export class Gateway {
     this.home = opts.home
     this.tls = loadTls(this.settings.tlsCert, this.settings.tlsKey)
     this.inventory = new Inventory(opts.home)
-    this.store = new GatewayStore(opts.home)
     this.events.setMaxListeners(0)
     this.loadAuthorize()
-    for (const p of this.store.presence()) this.presenceMap.set(p.device, p)
-    for (const d of this.store.devicesWithPending()) this.pendingDevices.add(d)
+    if (opts.shared) {
+      this.shared = new SharedGatewayState({
+        ...opts.shared, log: this.log,
+        onFinal: (ids) => { for (const id of ids) this.finished(id) },
+        onQueued: (devices) => { for (const d of devices) this.events.emit('queued', d) },
+      })
+    } else {
+      this.local = new GatewayStore(opts.home)
+      for (const p of this.local.presence()) this.presenceMap.set(p.device, p)
+      for (const d of this.local.devicesWithPending()) this.pendingDevices.add(d)
+    }
     this.ctx = this.makeContext()
+  }
+
+  /** The embedded store (gateway.db in DOORCTL_HOME); a gateway on a shared store has none. */
+  get store(): GatewayStore {
+    if (!this.local) throw new Error('this gateway works on a shared store')
+    return this.local
+  }
+
+  /** Closes what was opened, for a gateway that never started. */
+  close(): void {
+    this.local?.close()
   }
 
   get httpPort(): number {
@@ -169,6 +194,10 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    if (this.shared) {
+      this.shared.track = (write) => this.track(write)
+      await this.shared.start({})
+    }
     const router = new Router()
     for (const h of this.handlers) for (const r of h.routes?.(this.ctx) ?? []) router.add({ ...r, handle: (req) => this.answer(h.protocol, r, req) })
     router.add({ method: 'GET', path: '/doorctl/files/{name}', handle: (req) => this.serveFile(req.params.name) })
@@ -192,13 +221,14 @@ export class Gateway {
       if (bound) Object.assign(this.bound, bound)
     }
     this.startedAt = Date.now()
-    this.timers.push(setInterval(() => this.flushPresence(), 2000).unref())
+    if (!this.shared) this.timers.push(setInterval(() => this.flushPresence(), 2000).unref())
     this.timers.push(setInterval(() => this.sweepExpired(), 1000).unref())
     this.log.info('gateway listening', { http: `${this.settings.bind}:${this.httpPortValue}` })
   }
 
   /** A protocol route's answer, once the writes it made are committed (one commit for every request answered in the same moment). */
   private async answer(protocol: Protocol, route: Route, req: GatewayRequest): Promise<GatewayResponse> {
+    if (this.shared) return this.answerShared(route, req)
     const scope = { answered: false }
     const started = performance.now()
     let status = 500
@@ -231,12 +261,12 @@ export class Gateway {
     return [...this.byName.values()]
   }
 
-  /** A device's usual interval between calls (ms), once it called twice: the median of its latest gaps. */
   /** When the device last called, ms since the epoch (presence() shows it to whole seconds). */
   lastCallAt(device: string): number | undefined {
     return this.presenceMap.get(device)?.lastSeen
   }
 
+  /** A device's usual interval between calls (ms), once it called twice: the median of its latest gaps. */
   intervalOf(device: string): number | undefined {
     const gaps = this.gaps.get(device)
     return gaps ? median(gaps) : undefined
@@ -247,9 +277,36 @@ export class Gateway {
     const problems: string[] = []
     if (!this.http?.listening) problems.push(`http listener on ${this.settings.bind}:${this.httpPortValue} is down`)
     for (const h of this.handlers) problems.push(...(h.problems?.() ?? []))
-    const storeProblem = opts.store ? this.store.writeProblem() : undefined
+    const storeProblem = opts.store && !this.shared ? this.store.writeProblem() : undefined
     if (storeProblem) problems.push(`store ${this.store.path} is not writable: ${storeProblem}`)
     return problems
+  }
+
+  /**
+   * On a shared store: the answer once every write it made is committed; if one failed (the store
+   * is down, another gateway claimed the command first) the device gets an error and calls again,
+   * so a record it was told was received is always stored.
+   */
+  private async answerShared(route: Route, req: GatewayRequest): Promise<GatewayResponse> {
+    const scope = { answered: false, writes: [] as Promise<unknown>[] }
+    try {
+      const res = await httpRequest.run(scope, () => route.handle(req))
+      const failed = (await Promise.allSettled(scope.writes)).find((r) => r.status === 'rejected')
+      if (!failed) return res
+      const err = failed.reason as Error
+      if (err instanceof ClaimLost) this.log.debug('command claimed by another gateway', { error: err.message })
+      else this.log.warn('store write failed: device answered with an error', { path: req.path, error: err.message })
+      return { status: 503, json: { Success: 0, code: 503, Message: 'gateway store unavailable, try again' } }
+    } finally {
+      scope.answered = true
+    }
+  }
+
+  /** A write to the shared store: an HTTP answer waits for it, else a failure is logged. */
+  private track(write: Promise<unknown>): void {
+    const scope = httpRequest.getStore()
+    if (scope?.writes && !scope.answered) scope.writes.push(write)
+    else write.catch((err: Error) => { if (!(err instanceof ClaimLost)) this.log.warn('store write failed', { error: err.message }) })
   }
 
   /** A write from a protocol: grouped when an HTTP answer waits for it, else committed at once. */
@@ -298,6 +355,10 @@ export class Gateway {
       this.http.closeAllConnections()
       await new Promise<void>((resolve) => this.http!.close(() => resolve()))
     }
+    if (this.shared) {
+      await this.shared.stop()
+      return
+    }
     this.flushPresence()
     this.store.close()
   }
@@ -310,6 +371,8 @@ export class Gateway {
 
   /** Queues commands in one transaction (a whole fleet operation at once), then wakes each device's protocol once. */
   submitMany(list: readonly Submission[]): QueuedCommand[] {
+    // on a shared store commands are queued in the store itself (ops/store-handle.ts)
+    if (this.shared) throw new Error('this gateway works on a shared store: queue through the store')
     const now = Date.now()
     const cmds = this.store.enqueueMany(list.map((s) => ({ device: s.device.name, protocol: s.device.protocol, kind: s.kind, payload: s.payload, expiresAt: now + s.timeoutMs })))
     const devices = new Set(cmds.map((c) => c.device))
@@ -331,7 +394,7 @@ export class Gateway {
    * fleet of waiting commands costs one map entry each, and nothing per event for the others.
    */
   watch(id: number, onFinal: (c: QueuedCommand) => void): () => void {
-    const c = this.store.command(id)
+    const c = this.command(id)
     if (!c) throw new Error(`no command ${id}`)
     if (FINAL_STATES.has(c.state)) {
       onFinal(c)
@@ -365,10 +428,14 @@ export class Gateway {
   }
 
   command(id: number): QueuedCommand | undefined {
-    return this.store.command(id)
+    return this.shared ? this.shared.command(id) : this.store.command(id)
   }
 
   private sweepExpired(): void {
+    if (this.shared) {
+      this.shared.expire().catch((err: Error) => this.log.warn('cannot expire commands in the store', { error: err.message }))
+      return
+    }
     for (const id of this.store.expire()) {
       this.log.info('command expired', { id })
       this.finished(id)
@@ -376,6 +443,12 @@ export class Gateway {
   }
 
   private finished(id: number): void {
+    if (this.shared) {
+      const waiting = this.waiters.get(id)
+      this.waiters.delete(id)
+      if (waiting) void this.shared.store.commands.get(id).then((c) => { if (c) for (const w of waiting) w(c) })
+      return
+    }
     const c = this.store.command(id)
     if (!c) return
     for (const o of this.observers) o.commandFinished?.(c)
@@ -401,6 +474,7 @@ export class Gateway {
   }
 
   discoveredDevices(): DiscoveredRow[] {
+    if (this.shared) return [...this.discoveredMap.values()].sort((a, b) => b.lastSeen - a.lastSeen)
     this.flushPresence()
     return this.store.discovered()
   }
@@ -410,7 +484,7 @@ export class Gateway {
    * heard since (for the status page and metrics, which must not add fsyncs to devices' answers).
    */
   discoveredSoFar(): DiscoveredRow[] {
-    this.discoveredBefore ??= this.store.discovered()
+    this.discoveredBefore ??= this.shared ? [] : this.store.discovered()
     const all = new Map(this.discoveredBefore.map((d) => [`${d.protocol}:${d.identity}`, d]))
     for (const [k, d] of this.discoveredMap) all.set(k, d)
     return [...all.values()].sort((a, b) => b.lastSeen - a.lastSeen)
@@ -471,12 +545,12 @@ export class Gateway {
   }
 
   private refreshInventory(): void {
-    const stamp = this.inventory.stamp()
+    const stamp = this.shared ? `shared:${this.shared.inventoryRevision}` : this.inventory.stamp()
     if (stamp === this.inventoryStamp) return
     this.inventoryStamp = stamp
     this.byIdentity = new Map()
     this.byName = new Map()
-    for (const d of this.inventory.all()) {
+    for (const d of this.shared ? this.shared.all() : this.inventory.all()) {
       this.byName.set(d.name, d)
       const id = identityOf(d)
       if (id !== undefined) this.byIdentity.set(`${d.protocol}:${id}`, d)
@@ -516,25 +590,16 @@ export class Gateway {
   }
 
   private makeContext(): GatewayContext {
+    if (this.shared) return this.makeSharedContext(this.shared)
     return {
-      log: this.log,
-      settings: this.settings,
-      home: this.home,
-      tls: this.tls,
-      devices: () => this.inventory.all(),
+      ...this.makeLocalParts(),
       state: (device, key) => this.store.getState(device, key),
       setState: (device, key, value) => this.durably(() => this.store.setState(device, key, value)),
-      unpublish: (name) => { this.published.delete(name) },
-      refused: (r) => this.countRefused({ ...r, address: plainAddress(r.address), at: Date.now() }),
-      findDevice: ((p: Protocol, id: string, from?: string) => this.findDevice(p, id, from)) as GatewayContext['findDevice'],
       touch: (device, address, info) => {
         const prev = this.presenceMap.get(device.name)
-        const now = Date.now()
-        if (prev && now > prev.lastSeen) this.measureInterval(device.name, now - prev.lastSeen)
-        this.presenceMap.set(device.name, { device: device.name, protocol: device.protocol, lastSeen: now, address, info: info ?? prev?.info ?? {} })
+        this.presenceMap.set(device.name, { device: device.name, protocol: device.protocol, lastSeen: this.noteCall(device.name, prev?.lastSeen), address, info: info ?? prev?.info ?? {} })
         this.dirtyPresence.add(device.name)
       },
-      heartbeat: (device, opts) => this.collector.heartbeat(device.name, opts?.idle === true),
       discovered: (protocol, identity, address, info) => {
         const key = `${protocol}:${identity}`
         if (!this.discoveredMap.has(key)) this.log.warn('unknown device called the gateway (see `doorctl device list --discovered`)', { protocol, identity, address })
@@ -570,6 +635,52 @@ export class Gateway {
         }
         return fresh
       },
+    }
+  }
+
+  /** The same context on a shared store: reads from memory, writes through (shared-state.ts). */
+  private makeSharedContext(sh: SharedGatewayState): GatewayContext {
+    return {
+      ...this.makeLocalParts(),
+      state: (device, key) => sh.state(device, key),
+      setState: (device, key, value) => sh.setState(device, key, value),
+      touch: (device, address, info) => {
+        const prev = this.presenceMap.get(device.name)
+        this.noteCall(device.name, prev?.lastSeen)
+        this.presenceMap.set(device.name, sh.touch(device, address, info))
+      },
+      discovered: (protocol, identity, address, info) => {
+        const row = { protocol, identity, lastSeen: Date.now(), address, info: info ?? {} }
+        this.discoveredMap.set(`${protocol}:${identity}`, row)
+        if (!sh.addDiscovered(row)) this.log.warn('unknown device called the gateway (see `doorctl device list --discovered`)', { protocol, identity, address })
+      },
+      pending: (device) => sh.pending(device),
+      delivered: (id) => sh.delivered(id),
+      progress: (id, result) => sh.progress(id, result),
+      finish: (id, state, result) => sh.finish(id, state, result, () => this.finished(id)),
+      spool: (r: SpoolRecord) => sh.spool(r),
+    }
+  }
+
+  /** A device called now: learns its interval from the previous call; returns now. */
+  private noteCall(device: string, previous: number | undefined): number {
+    const now = Date.now()
+    if (previous !== undefined && now > previous) this.measureInterval(device, now - previous)
+    return now
+  }
+
+  /** What both contexts share: nothing of it touches the store. */
+  private makeLocalParts(): Pick<GatewayContext, 'log' | 'settings' | 'home' | 'tls' | 'devices' | 'unpublish' | 'refused' | 'findDevice' | 'heartbeat' | 'authorize' | 'publish' | 'onQueued'> {
+    return {
+      log: this.log,
+      settings: this.settings,
+      home: this.home,
+      tls: this.tls,
+      devices: () => this.devices(),
+      unpublish: (name) => { this.published.delete(name) },
+      refused: (r) => this.countRefused({ ...r, address: plainAddress(r.address), at: Date.now() }),
+      findDevice: ((p: Protocol, id: string, from?: string) => this.findDevice(p, id, from)) as GatewayContext['findDevice'],
+      heartbeat: (device, opts) => this.collector.heartbeat(device.name, opts?.idle === true),
       authorize: (device, userId) => this.authorize(device, userId),
       publish: (name, data, contentType, requestHost) => {
         this.published.set(name, { data, contentType })

@@ -200,8 +200,22 @@ export class PushDriver implements DeviceDriver {
     const device = this.device.name
     const home = this.env.home
     const range = { since: query.since?.getTime(), until: query.until?.getTime() }
-    // The spool is SQLite in this process: a page is read synchronously, there is no latency to hide.
+    const shared = this.env.records
     async function* batches(): AsyncIterable<readonly AccessRecord[]> {
+      if (shared) {
+        // a shared store (PostgreSQL): a page is one query, its photos one each
+        for (;;) {
+          if (ctx.signal.aborted) throw ctx.signal.reason
+          const page = await shared.after(device, lastSeq, SPOOL_PAGE, range)
+          if (page.length === 0) return
+          const batch: AccessRecord[] = []
+          for (const { hasPhoto, seq, ...r } of page) batch.push({ ...r, time: new Date(r.time), photo: hasPhoto ? await shared.photo(seq) : undefined })
+          lastSeq = page[page.length - 1]!.seq
+          yield batch
+          if (page.length < SPOOL_PAGE) return
+        }
+      }
+      // the embedded spool is SQLite in this process: a page is read synchronously, there is no latency to hide
       const store = new GatewayStore(home, { readonly: true })
       try {
         for (;;) {
@@ -222,6 +236,19 @@ export class PushDriver implements DeviceDriver {
 
   async *watchRecords(ctx: OperationContext): AsyncIterable<AccessRecord> {
     if (this.env.gateway) await this.env.gateway()
+    const shared = this.env.records
+    if (shared) {
+      // a shared store: records taken by every gateway on it
+      let lastSeq = await shared.lastSeq()
+      while (!ctx.signal.aborted) {
+        for (const { hasPhoto, seq, ...r } of await shared.after(this.device.name, lastSeq, 1000)) {
+          lastSeq = seq
+          yield { ...r, time: new Date(r.time), photo: hasPhoto ? await shared.photo(seq) : undefined }
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+      return
+    }
     const store = new GatewayStore(this.env.home, { readonly: true })
     try {
       let lastSeq = (store.db.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s

@@ -2,7 +2,7 @@
  * Devices that called the gateway but are not in the inventory ("discovered"), as the fields
  * `device add` needs to take them in: each protocol's identity is what the device announced.
  */
-import type { DeviceInput, Inventory } from '../store/inventory.js'
+import type { DeviceBook, DeviceInput } from '../store/inventory.js'
 import { PROTOCOLS, type Protocol } from '../types/driver.js'
 import { identityOf } from '../gateway/gateway.js'
 import { readPresence } from '../gateway/presence.js'
@@ -38,7 +38,7 @@ export function adoptionInput(row: Pick<DiscoveredRow, 'protocol' | 'identity' |
 }
 
 /** Discovered devices not in the inventory (yet), most recent first. */
-export async function adoptableDevices(home: string, inventory: Inventory): Promise<{ gatewayRunning: boolean; devices: Adoptable[] }> {
+export async function adoptableDevices(home: string, inventory: DeviceBook): Promise<{ gatewayRunning: boolean; devices: Adoptable[] }> {
   const { running, discovered } = await readPresence(home)
   const known = new Set(inventory.all().map((d) => `${d.protocol}:${identityOf(d)}`))
   const devices: Adoptable[] = []

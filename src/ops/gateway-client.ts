@@ -1,7 +1,7 @@
 import type { DeviceEntry, Logger, Protocol } from '../types/driver.js'
 import { Inventory } from '../store/inventory.js'
 import { ControlClient, ControlServer, type Hello, type SubmitAnswer, type SubmitItem } from '../gateway/control.js'
-import { Gateway, type Submission } from '../gateway/gateway.js'
+import { Gateway, type GatewayOptions, type Submission } from '../gateway/gateway.js'
 import { AdminServer } from '../gateway/admin/server.js'
 import { loadHandlers } from './gateway-handlers.js'
 import { FINAL_STATES, type CommandKind, type DevicePresence, type DiscoveredRow, type GatewayHandle, type GatewaySettings, type QueuedCommand, type SubmitOptions } from '../types/gateway.js'
@@ -18,7 +18,7 @@ export async function openGateway(home: string, settings: Partial<GatewaySetting
     // undefined: another command started one a moment ago, so join it
     if (!started) continue
     log.notice(`temporary gateway listening on ${started.gateway.describe()}; waiting for devices to call`)
-    return localHandle(started.gateway, started.control)
+    return localHandle(started.gateway, started.control!)
   }
   throw new Error('could not start or join a gateway')
 }
@@ -28,16 +28,29 @@ export async function openGateway(home: string, settings: Partial<GatewaySetting
  * this DOORCTL_HOME's control socket.
  */
 export async function startGateway(
-  opts: { home: string; log: Logger; settings: Partial<GatewaySettings>; admin?: { port: number; bind: string; token?: string } },
+  opts: { home: string; log: Logger; settings: Partial<GatewaySettings>; admin?: { port: number; bind: string; token?: string }; shared?: GatewayOptions['shared'] },
   mode: 'serve' | 'temporary',
-): Promise<{ gateway: Gateway; control: ControlServer; admin?: AdminServer } | undefined> {
+): Promise<{ gateway: Gateway; control?: ControlServer; admin?: AdminServer } | undefined> {
+  // on a shared store, commands are queued in the store, not through this home's control socket
+  if (opts.shared) {
+    const gateway = new Gateway({ ...opts, handlers: await loadHandlers() })
+    try {
+      await gateway.start()
+    } catch (err) {
+      await gateway.stop().catch(() => {})
+      throw err
+    }
+    // the status page and metrics read the embedded store's queue and spool
+    if (opts.admin) opts.log.warn('the admin listener (status page, metrics) is not available on a shared store yet; serve runs without it')
+    return { gateway }
+  }
   // a temporary listener serves only the protocols the inventory has: an httpv2-only site does not
   // need UDP 7998 or an MQTT broker for a one-shot reboot
   const handlers = await loadHandlers(mode === 'temporary' ? protocolsInUse(opts.home) : undefined)
   const gateway = new Gateway({ ...opts, handlers })
   const control = new ControlServer(gateway, opts.home, opts.log, mode)
   if (!(await control.start())) {
-    gateway.store.close()
+    gateway.close()
     return undefined
   }
   let admin: AdminServer | undefined
@@ -131,7 +144,7 @@ function localHandle(gateway: Gateway, control: ControlServer): GatewayHandle {
  * devices submits them all at once (each device's own call), and they are queued in one
  * control-channel request and one store transaction instead of a thousand.
  */
-class SubmitBatcher<T> {
+export class SubmitBatcher<T> {
   private batch: { item: T; signal: AbortSignal; resolve(c: QueuedCommand): void; reject(e: unknown): void }[] = []
 
   constructor(private readonly send: (items: T[]) => Promise<SubmitAnswer[]>) {}
@@ -168,7 +181,7 @@ class SubmitBatcher<T> {
   }
 }
 
-function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+export function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason)

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { basename, dirname, join } from 'node:path'
 import type { Writable } from 'node:stream'
 import { CursorStore, type CursorEntry } from '../store/cursors.js'
+import type { SharedCursors } from '../store/shared-cursors.js'
 import { fsyncDir } from '../util/atomic-file.js'
 import { RecordWriter, recordRow, BASE_RECORD_COLUMNS, type RecordFormat } from './record-writer.js'
 import { contextFor, errorResult, mapPool, type TargetResult } from './run.js'
@@ -39,6 +40,8 @@ export interface ExportOptions {
   jsonPrefix?: string
   /** Told of every device's start and end and of each record exported. */
   progress?: ProgressListener
+  /** --since last cursors kept in a shared store (default: files in `home`). */
+  cursors?: SharedCursors
 }
 
 export interface ExportResult {
@@ -58,10 +61,10 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
   // an output that cannot be written is refused before any device is asked for anything
   if (o.photosDir) prepareOutputDir(o.photosDir, '--photos')
   const out = o.output !== '-' ? openOutputTemp(o.output, '--output') : undefined
-  const cursors = new CursorStore(o.home)
-  const recovered = cursors.recover()
+  const cursors = o.cursors ?? new CursorStore(o.home)
+  const recovered = await cursors.recover()
   if (recovered !== 'none') o.env.log.info(`previous interrupted pull ${recovered === 'committed' ? 'was completed' : 'was rolled back'}`)
-  const previous = cursors.read()
+  const previous = await cursors.read()
 
   const toFile = out !== undefined
   const outputPath = out?.target ?? '-'
@@ -142,11 +145,11 @@ export async function exportRecords(o: ExportOptions): Promise<ExportResult> {
     await done
     await fsyncFile(temp)
     const size = statSync(temp).size
-    if (o.sinceLast) cursors.prepare(temp, outputPath, size, newCursors)
+    if (o.sinceLast) await cursors.prepare(temp, outputPath, size, newCursors)
     renameSync(temp, outputPath)
     fsyncDir(dirname(outputPath))
   }
-  if (o.sinceLast) cursors.commit(newCursors)
+  if (o.sinceLast) await cursors.commit(newCursors)
   return { results, total, output: outputPath }
 }
 

@@ -5,7 +5,7 @@
  * for every protocol: the differences are in each protocol's settings table.
  */
 import { DoorctlError, UnsupportedError, statusOf } from '../types/errors.js'
-import type { Inventory } from '../store/inventory.js'
+import type { DeviceBook } from '../store/inventory.js'
 import type { Outcome } from './run.js'
 import type { DeviceDriver, OperationContext } from '../types/driver.js'
 import { isReadable, type SettingsSchema } from '../types/settings.js'
@@ -96,7 +96,7 @@ export function planOutcome(plan: DoorPlan): Outcome {
 
 export interface ApplyOptions {
   /** Where a device that took a new identity (udp community/code) is followed. */
-  inventory?: Inventory
+  inventory?: DeviceBook
 }
 
 /**
@@ -112,7 +112,7 @@ export async function applyDoor(driver: DeviceDriver, plan: DoorPlan, ctx: Opera
   for (const [section, changes] of writes) {
     try {
       const r = await driver.setConfig(section, Object.fromEntries(changes.map((c) => [c.key, c.value])), ctx)
-      followMovedDevice(opts.inventory, plan.door.device.name, r.data)
+      await followMovedDevice(opts.inventory, plan.door.device.name, r.data)
     } catch (err) {
       return failure(err, `${section}: `, done)
     }
@@ -164,11 +164,11 @@ function failure(err: unknown, prefix: string, done: readonly SettingChange[]): 
  * udp intercoms are known by community and code: when one acknowledged new ones (the write's
  * `newCommunity`/`newCode`), the inventory follows it, or the next command would not find it.
  */
-export function followMovedDevice(inventory: Inventory | undefined, name: string, data: Record<string, unknown> | undefined): void {
+export async function followMovedDevice(inventory: DeviceBook | undefined, name: string, data: Record<string, unknown> | undefined): Promise<void> {
   const moved = data as { newCommunity?: string; newCode?: string } | undefined
   if (!inventory || !(moved?.newCommunity || moved?.newCode)) return
   const current = inventory.get(name)
-  if (current) inventory.save([{ ...current, community: moved.newCommunity ?? current.community, code: moved.newCode ?? current.code }])
+  if (current) await inventory.save([{ ...current, community: moved.newCommunity ?? current.community, code: moved.newCode ?? current.code }])
 }
 
 /**

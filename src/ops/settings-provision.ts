@@ -3,14 +3,14 @@
  * door it selects (nothing read or sent before that), then every door's plan read with bounded
  * concurrency, then the changes applied to the doors that need them.
  */
-import type { Inventory } from '../store/inventory.js'
+import type { DeviceBook } from '../store/inventory.js'
 import { runOnTargets, type RunOptions, type TargetResult } from './run.js'
 import type { DeviceEntry } from '../types/driver.js'
 import { desiredState, readSettingsCsv, settingsSchemas, type DesiredState } from './settings-file.js'
 import { applyDoor, planDoor, planOutcome, type DoorPlan } from './settings-plan.js'
 
 /** The settings file, checked: any problem → InputError (exit 2) before any device is touched. */
-export async function loadDesiredState(file: string, inventory: Inventory, targets?: readonly DeviceEntry[]): Promise<DesiredState> {
+export async function loadDesiredState(file: string, inventory: DeviceBook, targets?: readonly DeviceEntry[]): Promise<DesiredState> {
   const rows = readSettingsCsv(file)
   const all = inventory.all()
   return desiredState(file, rows, { inventory: all, targets, schemaOf: await settingsSchemas(all) })
@@ -45,7 +45,7 @@ export function doorsToChange(plan: SitePlan): DoorPlan[] {
  * Applies every plan that has changes; the other doors keep their plan's result (`unchanged`
  * when already in line, or why they could not be read).
  */
-export async function applySite(plan: SitePlan, opts: RunOptions & { inventory: Inventory }): Promise<TargetResult[]> {
+export async function applySite(plan: SitePlan, opts: RunOptions & { inventory: DeviceBook }): Promise<TargetResult[]> {
   const changing = doorsToChange(plan)
   const byName = new Map(changing.map((p) => [p.door.device.name, p]))
   const applied = await runOnTargets(changing.map((p) => p.door.device), { ...opts, perRequest: true }, (driver, ctx, device) =>

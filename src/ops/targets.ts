@@ -1,5 +1,5 @@
 import { UsageError } from '../types/errors.js'
-import { assertKnown, type Inventory } from '../store/inventory.js'
+import { assertKnown, type DeviceBook } from '../store/inventory.js'
 import type { DeviceEntry } from '../types/driver.js'
 
 export interface TargetSelection {
@@ -9,7 +9,7 @@ export interface TargetSelection {
 }
 
 /** Resolves NAMES…, --all and --tag to inventory entries; anything unknown is a usage error (exit 2, nothing sent). */
-export function resolveTargets(inv: Inventory, sel: TargetSelection): DeviceEntry[] {
+export function resolveTargets(inv: Pick<DeviceBook, 'all' | 'get'>, sel: TargetSelection): DeviceEntry[] {
   const tags = sel.tags ?? []
   if (sel.names.length === 0 && !sel.all && tags.length === 0) {
     throw new UsageError('no target devices given', 'name one or more devices, or pass --all or --tag TAG')

@@ -12,11 +12,20 @@ export const SECRET_FIELDS = ['password', 'deviceSecret', 'brokerKey'] as const
 
 type Store = { devices: Record<string, DeviceEntry> }
 
+/** What commands read and change the inventory through: the file (default store) or a snapshot of a shared store. */
+export interface DeviceBook {
+  all(): DeviceEntry[]
+  get(name: string): DeviceEntry | undefined
+  /** Adds or replaces devices in one atomic write; done (durably) when it returns or resolves. */
+  save(entries: DeviceEntry[]): void | Promise<void>
+  remove(names: string[]): void | Promise<void>
+}
+
 /**
  * The device inventory: one JSON file in DOORCTL_HOME, mode 0600 because it holds device
  * passwords and keys. Writes are atomic (conf → temp file, fsync, rename).
  */
-export class Inventory {
+export class Inventory implements DeviceBook {
   private readonly conf: Conf<Store>
 
   constructor(home: string) {
@@ -203,7 +212,7 @@ export function identityOf(d: DeviceEntry): string {
   }
 }
 
-export function assertKnown(inv: Inventory, names: string[]): DeviceEntry[] {
+export function assertKnown(inv: Pick<DeviceBook, 'get'>, names: string[]): DeviceEntry[] {
   const unknown = names.filter((n) => !inv.get(n))
   if (unknown.length > 0) {
     throw new UsageError(`unknown device${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, 'see `doorctl device list`, or add it with `doorctl device add`')

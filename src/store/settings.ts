@@ -14,6 +14,10 @@ export const SETTING_KEYS = {
   'mqtt-port': { description: 'port of the embedded MQTT broker', parse: port },
   'tls-cert': { description: 'PEM certificate chain: the device port speaks HTTPS/WSS, the embedded broker MQTTS', parse: (v: string) => resolve(v.trim()) },
   'tls-key': { description: 'PEM private key of tls-cert (keep it mode 0600)', parse: (v: string) => resolve(v.trim()) },
+  store: { description: 'shared store (postgres://USER@HOST:PORT/DB; unset: SQLite in DOORCTL_HOME)', parse: (v: string) => {
+    if (!/^postgres(ql)?:\/\/[^/]/i.test(v.trim())) throw new UsageError('the store must be a postgres:// URL', 'e.g. postgres://doorctl@127.0.0.1:5432/doorctl')
+    return v.trim()
+  } },
 } as const
 export type SettingKey = keyof typeof SETTING_KEYS
 
@@ -21,6 +25,18 @@ function port(v: string): number {
   const n = Number(v)
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`"${v}" is not a port number (0-65535)`)
   return n
+}
+
+/** A setting as it may be shown: a store URL without its password. */
+export function showSetting(key: SettingKey, value: string | number): string | number {
+  if (key !== 'store' || typeof value !== 'string') return value
+  try {
+    const u = new URL(value)
+    if (u.password) u.password = '********'
+    return u.toString()
+  } catch {
+    return '(unreadable URL)'
+  }
 }
 
 export class Settings {

@@ -1,5 +1,5 @@
 import type { DeviceDriver, DeviceEntry, Logger, PersonRules } from './driver.js'
-import type { GatewayHandle } from './gateway.js'
+import type { GatewayHandle, RecordSource } from './gateway.js'
 import type { SettingsSchema } from './settings.js'
 
 /** What a driver module exports; loaded lazily so only protocols in use are imported. */
@@ -22,4 +22,6 @@ export interface DriverEnv {
   log: Logger
   /** The gateway push-style drivers queue commands through (serve, or a temporary listener), shared by all devices of one run. */
   gateway?: () => Promise<GatewayHandle>
+  /** The shared store's record spool, when there is one (else gateway.db in `home`). */
+  records?: RecordSource
 }

@@ -269,3 +269,11 @@ export interface DiscoveredRow {
   address: string
   info: Record<string, unknown>
 }
+
+/** Where a push-style driver reads spooled records when they are kept in a shared store (by spool sequence number). */
+export interface RecordSource {
+  after(device: string, afterSeq: number, limit: number, range?: { since?: number; until?: number }): Promise<(Omit<SpoolRecord, 'photo'> & { seq: number; hasPhoto: boolean })[]>
+  photo(seq: number): Promise<Buffer | undefined>
+  /** The highest sequence number so far (records watch starts after it). */
+  lastSeq(): Promise<number>
+}

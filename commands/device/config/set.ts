@@ -41,7 +41,7 @@ export default class DeviceConfigSet extends DoorctlCommand {
         throw new UnsupportedError(`${d.protocol} devices have no config section "${section}"`, `sections: ${d.configSections().join(', ') || 'none'}`)
       }
       const r = await d.setConfig(section, values, ctx)
-      if (!r.queued) followMovedDevice(this.inventory, device.name, r.data)
+      if (!r.queued) await followMovedDevice(this.inventory, device.name, r.data)
       return { status: r.queued ? 'queued' : undefined, message: r.message ?? `set ${Object.keys(values).join(', ')}`, fields: { section, ...r.data } }
     })
   }
