@@ -105,7 +105,7 @@ describe.skipIf(!hasScript)('progress on a terminal (needs `script` from util-li
     for (const frame of r.output.split(/\r|\n|\x1b\[\d*[GK]/)) expect(frame.replace(/\x1b\[[\d;?]*[a-zA-Z]/g, '').length).toBeLessThanOrEqual(100)
   })
 
-  it('records pull, face enroll --dir and multi-device operations count too', async () => {
+  it('records pull, face enroll --dir, people copy and multi-device operations count too', async () => {
     const out = join(work.path, 'records.csv')
     const pull = await underTerminal(`exec ${doorctlCmd} records pull door-1 --output '${out}'`, 120, home.path)
     expect(pull.code, pull.output).toBe(0)
@@ -113,6 +113,9 @@ describe.skipIf(!hasScript)('progress on a terminal (needs `script` from util-li
     const enroll = await underTerminal(`exec ${doorctlCmd} face enroll door-1 door-2 --dir '${join(work.path, 'faces')}'`, 120, home.path)
     expect(enroll.code, enroll.output).toBe(0)
     expect(enroll.output).toMatch(/enrolling 6 faces on 2 devices in/)
+    const copy = await underTerminal(`exec ${doorctlCmd} people copy door-1 door-2 --id 1 --id 2 --id 3`, 120, home.path)
+    expect(copy.code, copy.output).toBe(0)
+    expect(copy.output).toMatch(/copying 3 people in/)
     const reboot = await underTerminal(`exec ${doorctlCmd} device reboot door-1 door-2`, 0, home.path)
     expect(reboot.code, reboot.output).toBe(0)
     expect(reboot.output).toMatch(/rebooting 2 devices in/)
