@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +22,40 @@ export interface RunAs {
   gid: number
 }
 
+const binsFor = new Map<string, string>()
+
+/**
+ * The doorctl binary another user can run. A checkout under a folder that user cannot enter (a
+ * root-owned 0700 home or mktemp folder) is hard-linked (else copied) once into a folder of its
+ * own under the system's temp folder; removeStagedBins() removes it (a test file's afterAll).
+ */
+export function binFor(as?: RunAs): string {
+  if (!as) return BIN
+  const key = `${as.uid}:${as.gid}`
+  const known = binsFor.get(key)
+  if (known) return known
+  const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(join(ROOT, 'dist', 'commands'))}, 4)`], { uid: as.uid, gid: as.gid, cwd: '/', stdio: 'ignore' })
+  let bin = BIN
+  if (probe.status !== 0) {
+    const dir = mkdtempSync(join(tmpdir(), 'doorctl-as-'))
+    chmodSync(dir, 0o755)
+    for (const entry of ['bin', 'dist', 'node_modules', 'package.json', 'oclif.manifest.json']) {
+      if (spawnSync('cp', ['-al', join(ROOT, entry), join(dir, entry)]).status === 0) continue
+      rmSync(join(dir, entry), { recursive: true, force: true })
+      if (spawnSync('cp', ['-r', join(ROOT, entry), join(dir, entry)]).status !== 0) throw new Error(`cannot copy ${entry} to ${dir} for uid ${as.uid}`)
+    }
+    bin = join(dir, 'bin', 'run.js')
+  }
+  binsFor.set(key, bin)
+  return bin
+}
+
+/** Removes the copies binFor() made. */
+export function removeStagedBins(): void {
+  for (const bin of binsFor.values()) if (bin !== BIN) rmSync(dirname(dirname(bin)), { recursive: true, force: true })
+  binsFor.clear()
+}
+
 /**
  * Runs the built `doorctl` binary as a user would, with its own DOORCTL_HOME. `as` runs it as
  * another (unprivileged) user; `command` runs something else than doorctl (bash -c '… <(…)').
@@ -31,8 +65,9 @@ export function doorctl(
   opts: { home: string; input?: string; env?: Record<string, string>; cwd?: string; as?: RunAs; command?: string },
 ): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(opts.command ?? process.execPath, opts.command ? args : [BIN, ...args], {
-      cwd: opts.cwd ?? ROOT,
+    const bin = binFor(opts.as)
+    const child = spawn(opts.command ?? process.execPath, opts.command ? args : [bin, ...args], {
+      cwd: opts.cwd ?? dirname(dirname(bin)),
       env: { ...process.env, DOORCTL_HOME: opts.home, NO_COLOR: '1', ...(opts.as ? { HOME: opts.home } : {}), ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
       ...(opts.as ?? {}),

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, symlinkSync
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startOpenapiSimulator, type OpenapiSimulator } from '../../src/simulators/openapi/index.js'
-import { BIN, FIXTURES, doorctl, tempDir, type RunAs } from '../helpers.js'
+import { FIXTURES, binFor, doorctl, removeStagedBins, tempDir, type RunAs } from '../helpers.js'
 
 /**
  * Every file or folder a user names, tried with what goes wrong in the field: missing, a folder
@@ -57,6 +57,7 @@ afterAll(async () => {
   for (const d of ['unreadable-folder', 'read-only-folder']) chmodSync(at(d), 0o755)
   home.cleanup()
   work.cleanup()
+  removeStagedBins()
 })
 
 interface Case {
@@ -172,7 +173,7 @@ describe('every file input fails cleanly: exit 2, one line, nothing sent', () =>
 
 describe('a pipe is a valid input', () => {
   const bash = (script: string) => doorctl(['-c', script], { home: home.path, as, command: 'bash' })
-  const doorctlCmd = `'${process.execPath}' '${BIN}'`
+  const doorctlCmd = `'${process.execPath}' '${binFor(as)}'`
 
   it('people import <(make-csv) reads the stream (a /dev/fd path)', async () => {
     const r = await bash(`exec ${doorctlCmd} people import <(printf 'id,name\\n7001,Pipe Person\\n7002,Second Person\\n') door-1 --json`)
