@@ -18,9 +18,46 @@ export class GatewayMonitor {
   readonly activity: RecordActivity
   private readonly problemSources: (() => string[])[] = []
 
+  /** Commands finished and records spooled so far: part of changeKey(). */
+  private events = 0
+
   constructor(readonly gateway: Gateway, private readonly mode: 'serve' | 'temporary') {
     this.activity = new RecordActivity(gateway.store, gateway.devices().map((d) => d.name))
     gateway.observe(this.activity)
+    gateway.observe({ commandFinished: () => { this.events++ }, recordSpooled: () => { this.events++ } })
+  }
+
+  /**
+   * A cheap fingerprint of what the status page shows: each door's state (online, silent,
+   * offline), the open commands, commands finished and records spooled, discovered devices and
+   * problems. The live stream builds a whole view only when it changes: building one for
+   * thousands of doors every second showed in the devices' keepalive latency (bench section 13).
+   */
+  changeKey(now = Date.now()): string {
+    const gw = this.gateway
+    const states: string[] = []
+    for (const d of gw.devices()) states.push(`${d.name}:${this.stateOf(d.name, now)}`)
+    const open = gw.store.openCommandCounts().map((c) => `${c.device}:${c.count}`)
+    return `${states.join(',')}|${open.join(',')}|${this.events}|${gw.discoveredSoFar().length}|${this.problems(false).join(';')}`
+  }
+
+  /** Doors online and offline per protocol, without building the devices' views (metrics). */
+  deviceCounts(now = Date.now()): Record<string, { online: number; offline: number }> {
+    const byProtocol: Record<string, { online: number; offline: number }> = {}
+    for (const d of this.gateway.devices()) {
+      const counts = (byProtocol[d.protocol] ??= { online: 0, offline: 0 })
+      counts[this.stateOf(d.name, now) === 'offline' ? 'offline' : 'online']++
+    }
+    return byProtocol
+  }
+
+  /** What the page shows of a door's presence (the rules of build()). */
+  private stateOf(device: string, now: number): 'online' | 'silent' | 'offline' {
+    const gw = this.gateway
+    const last = gw.lastCallAt(device)
+    if (last === undefined || now - last >= gw.settings.offlineAfterMs) return 'offline'
+    const interval = gw.intervalOf(device)
+    return interval !== undefined && now - last > SILENT_INTERVALS * interval ? 'silent' : 'online'
   }
 
   /** Adds listeners of its own (the control socket, the admin listener) to what problems() checks. */

@@ -114,3 +114,39 @@ describe('/healthz', () => {
     }
   })
 })
+
+describe('the live stream looks for changes cheaply', () => {
+  it("changeKey moves with a door's state, not with each of its calls; deviceCounts agrees with the status", async () => {
+    const home = tempDir('doorctl-changekey-')
+    const { Inventory } = await import('../../src/store/inventory.js')
+    const { GatewayMonitor } = await import('../../src/gateway/status.js')
+    new Inventory(home.path).save([{ name: 'door-1', protocol: 'httpv2', sn: 'FC-KEY0001', tags: [] }])
+    const gateway = new Gateway({ home: home.path, log: quiet, handlers: [httpv2], settings: { httpPort: 0, bind: '127.0.0.1', offlineAfterMs: 60_000 } })
+    await gateway.start()
+    const keepalive = () => fetch(`http://127.0.0.1:${gateway.httpPort}/Device/Keepalive`, { method: 'POST', body: JSON.stringify({ SN: 'FC-KEY0001' }), headers: { 'content-type': 'application/json' } }).then((r) => r.text())
+    try {
+      const monitor = new GatewayMonitor(gateway, 'serve')
+      const before = monitor.changeKey()
+      expect(monitor.deviceCounts()).toEqual({ httpv2: { online: 0, offline: 1 } })
+      for (let i = 0; i < 3; i++) await keepalive()
+      const at = () => gateway.lastCallAt('door-1')!
+      const online = monitor.changeKey(at())
+      expect(online).not.toBe(before)
+      expect(monitor.deviceCounts(at())).toEqual({ httpv2: { online: 1, offline: 0 } })
+      expect(monitor.status(at(), false).devices.by_protocol).toEqual(monitor.deviceCounts(at()))
+      // another call: the last-seen time moves, the key does not
+      await keepalive()
+      expect(monitor.changeKey(at())).toBe(online)
+      // quiet for more than three of its intervals: silent; past --offline-after: offline
+      const interval = gateway.intervalOf('door-1')!
+      const silent = monitor.changeKey(at() + 3 * interval + 1)
+      expect(silent).not.toBe(online)
+      expect(monitor.view(at() + 3 * interval + 1).devices[0]).toMatchObject({ online: true, silent: true })
+      expect(monitor.changeKey(at() + 60_000)).not.toBe(silent)
+      expect(monitor.deviceCounts(at() + 60_000)).toEqual({ httpv2: { online: 0, offline: 1 } })
+    } finally {
+      await gateway.stop()
+      home.cleanup()
+    }
+  })
+})

@@ -18,7 +18,7 @@ export function createMetrics(monitor: GatewayMonitor): Registry {
     registers: [register],
     collect() {
       this.reset()
-      for (const [protocol, n] of Object.entries(monitor.status(Date.now(), false).devices.by_protocol)) {
+      for (const [protocol, n] of Object.entries(monitor.deviceCounts())) {
         this.set({ protocol, state: 'online' }, n.online)
         this.set({ protocol, state: 'offline' }, n.offline)
       }

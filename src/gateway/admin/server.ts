@@ -151,12 +151,12 @@ export class AdminServer {
 
   private tick(): void {
     if (this.streams.size === 0) return
-    const view = this.monitor.view()
-    // what a change is: everything but the clock and the devices' last-seen times, which move with each heartbeat
-    const key = JSON.stringify({ ...view, now: 0, gateway: { ...view.gateway, uptime_seconds: 0 }, devices: view.devices.map((d) => ({ ...d, last_seen: null })) })
+    // what a change is: not the clock or the devices' last-seen times, which move with each heartbeat
     const now = Date.now()
+    const key = this.monitor.changeKey(now)
     if (key === this.last.key && now - this.last.at < REFRESH_MS) return
     this.last = { key, at: now }
+    const view = this.monitor.view(now)
     const frame = `event: view\ndata: ${JSON.stringify(view)}\n\n`
     for (const s of this.streams) s.write(frame)
   }
