@@ -1,12 +1,14 @@
 import { hostname } from 'node:os'
 import { RecordActivity } from './activity.js'
 import type { Gateway } from './gateway.js'
-import type { CommandState, QueuedCommand } from '../types/gateway.js'
-import type { CommandView, DeviceView, GatewayStatus, SilentDevice, StatusView } from '../types/status.js'
+import type { CommandState, QueuedCommand, RefusedContact } from '../types/gateway.js'
+import type { CommandView, DeviceView, GatewayStatus, RefusedView, SilentDevice, StatusView } from '../types/status.js'
 
 /** Silent: quiet for longer than this many of the device's usual intervals between calls. */
 const SILENT_INTERVALS = 3
 const HOUR = 3600_000
+/** Refused contacts remembered for the page (per device, address and reason). */
+const REFUSED_KEPT = 100
 
 /** A command's state in the words the CLI's results use. */
 export const COMMAND_STATUS: Record<CommandState, string> = {
@@ -25,6 +27,19 @@ export class GatewayMonitor {
     this.activity = new RecordActivity(gateway.store, gateway.devices().map((d) => d.name))
     gateway.observe(this.activity)
     gateway.observe({ commandFinished: () => { this.events++ }, recordSpooled: () => { this.events++ } })
+    gateway.onRefused((r) => this.noteRefused(r))
+  }
+
+  private readonly refused = new Map<string, RefusedView>()
+
+  private noteRefused(r: RefusedContact): void {
+    this.events++
+    const key = `${r.device ?? ''}\u0000${r.address}\u0000${r.reason}`
+    const seen = this.refused.get(key)
+    // re-inserted: the map's order is oldest first, so the least recent is dropped when full
+    this.refused.delete(key)
+    this.refused.set(key, { device: r.device ?? null, protocol: r.protocol, address: r.address, reason: r.reason, count: (seen?.count ?? 0) + 1, last_at: new Date(r.at).toISOString() })
+    if (this.refused.size > REFUSED_KEPT) this.refused.delete(this.refused.keys().next().value as string)
   }
 
   /**
@@ -79,7 +94,8 @@ export class GatewayMonitor {
     const { status, devices } = this.build(now, false)
     const commands: CommandView[] = this.gateway.store.recentCommands(now - HOUR, 200).map(commandView)
     const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: new Date(d.lastSeen).toISOString() }))
-    return { now: new Date(now).toISOString(), gateway: status, devices, discovered, commands, records_per_minute: this.activity.perMinuteLastHour(now) }
+    const refused = [...this.refused.values()].reverse()
+    return { now: new Date(now).toISOString(), gateway: status, devices, discovered, commands, records_per_minute: this.activity.perMinuteLastHour(now), refused }
   }
 
   private build(now: number, checkStore: boolean): { status: GatewayStatus; devices: DeviceView[] } {

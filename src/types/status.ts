@@ -76,4 +76,16 @@ export interface StatusView {
   commands: CommandView[]
   /** Records received in each of the last 60 minutes, oldest first. */
   records_per_minute: number[]
+  /** Contacts the gateway refused (source pinning, broker credentials and ACLs), per device, address and reason; latest first. */
+  refused: RefusedView[]
+}
+
+export interface RefusedView {
+  /** The inventory device it claimed to be, null when it named none. */
+  device: string | null
+  protocol: string
+  address: string
+  reason: string
+  count: number
+  last_at: string
 }

@@ -150,3 +150,28 @@ describe('the live stream looks for changes cheaply', () => {
     }
   })
 })
+
+describe('refused contacts on the status page', () => {
+  it('a pinned door calling from another address is listed with its address, reason and count', async () => {
+    const home = tempDir('doorctl-refused-view-')
+    const { Inventory } = await import('../../src/store/inventory.js')
+    const { GatewayMonitor } = await import('../../src/gateway/status.js')
+    new Inventory(home.path).save([{ name: 'door-1', protocol: 'httpv2', sn: 'FC-PIN0001', tags: [], allowFrom: ['192.0.2.0/24'] }])
+    const gateway = new Gateway({ home: home.path, log: quiet, handlers: [httpv2], settings: { httpPort: 0, bind: '127.0.0.1' } })
+    await gateway.start()
+    try {
+      const monitor = new GatewayMonitor(gateway, 'serve')
+      expect(monitor.view().refused).toEqual([])
+      const before = monitor.changeKey()
+      for (let i = 0; i < 2; i++) {
+        await fetch(`http://127.0.0.1:${gateway.httpPort}/Device/Keepalive`, { method: 'POST', body: JSON.stringify({ SN: 'FC-PIN0001' }), headers: { 'content-type': 'application/json' } }).then((r) => r.text())
+      }
+      expect(monitor.view().refused).toEqual([{ device: 'door-1', protocol: 'httpv2', address: '127.0.0.1', reason: 'allow-from', count: 2, last_at: expect.any(String) }])
+      // the live stream sends the page a new view
+      expect(monitor.changeKey()).not.toBe(before)
+    } finally {
+      await gateway.stop()
+      home.cleanup()
+    }
+  })
+})

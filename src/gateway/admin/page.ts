@@ -203,6 +203,11 @@ function render(){
   $('discbody').innerHTML=view.discovered.length?view.discovered.map(function(d){
     return '<tr><td>'+esc(d.identity)+'</td><td>'+esc(d.protocol)+'</td><td class="muted">'+esc(d.address)+'</td><td>'+ago(d.last_seen)+'</td></tr>';
   }).join(''):'<tr><td colspan="4" class="empty">None: every device that called is in the inventory.</td></tr>';
+  var refused=view.refused||[];
+  $('refcount').textContent=refused.length;
+  $('refbody').innerHTML=refused.length?refused.map(function(r){
+    return '<tr><td>'+(r.device?esc(r.device):'<span class="muted">\\u2014</span>')+'</td><td>'+esc(r.protocol)+'</td><td class="muted">'+esc(r.address)+'</td><td><span class="pill failed">'+esc(r.reason)+'</span></td><td>'+r.count+'</td><td>'+ago(r.last_at)+'</td></tr>';
+  }).join(''):'<tr><td colspan="6" class="empty">None: no request, datagram or broker client was refused.</td></tr>';
   var ports=Object.keys(g.ports).map(function(k){return k.replace(/_port$/,'')+' '+g.ports[k]}).join(', ');
   $('foot').textContent='doorctl gateway on '+g.bind+' ('+ports+') \\u00b7 up '+dur(g.uptime_seconds)+' \\u00b7 updated '+new Date(Date.parse(view.now)).toLocaleTimeString();
   document.title=(off?off+' offline \\u00b7 ':'all online \\u00b7 ')+'doorctl';
@@ -241,6 +246,7 @@ const BODY = `
 <section class="panel"><h2>Commands, last hour<span class="count" id="cmdcount"></span></h2><div class="scroll"><table><thead><tr><th>Queued</th><th>Device</th><th>Kind</th><th>Status</th></tr></thead><tbody id="cmdbody"></tbody></table></div></section>
 <section class="panel"><h2>Discovered devices<span class="count" id="disccount"></span></h2><div class="scroll"><table><thead><tr><th>Identity</th><th>Protocol</th><th>Address</th><th>Last seen</th></tr></thead><tbody id="discbody"></tbody></table></div></section>
 </div>
+<section class="panel"><h2>Refused contacts<span class="count" id="refcount"></span></h2><div class="scroll"><table><thead><tr><th>Device</th><th>Protocol</th><th>From</th><th>Reason</th><th>Times</th><th>Last</th></tr></thead><tbody id="refbody"></tbody></table></div></section>
 </main>
 <footer id="foot"></footer>
 <dialog id="login"><form id="loginform"><p id="loginmsg"></p><input type="password" id="token" autocomplete="current-password" aria-label="admin token"><button type="submit">Open</button></form></dialog>
