@@ -111,6 +111,16 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/** A UDP port on 127.0.0.1 that was free a moment ago. */
+export async function freeUdpPort(): Promise<number> {
+  const { createSocket } = await import('node:dgram')
+  const s = createSocket('udp4')
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
+  const port = s.address().port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
 /** Polls `cond` every 20 ms until true, or fails after `ms` (conditions, not sleeps). */
 export async function until(cond: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms

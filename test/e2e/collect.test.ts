@@ -5,13 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { existsSync, readFileSync } from 'node:fs'
-import { createSocket } from 'node:dgram'
 import { join } from 'node:path'
 import { parse } from 'csv-parse/sync'
 import { createHttpv2Simulator, type Httpv2Simulator } from '../../src/simulators/httpv2/index.js'
 import { createWsjsonSimulator, type WsjsonSimulator } from '../../src/simulators/wsjson/index.js'
 import { createUdpSimulator, type UdpSimulator } from '../../src/simulators/udp/index.js'
-import { doorctl, freePort, startDoorctl, tempDir, until } from '../helpers.js'
+import { doorctl, freePort, freeUdpPort, startDoorctl, tempDir, until } from '../helpers.js'
 
 /** Device heartbeat intervals (ms): short, so a drained door shows quickly. wsjson's is the gateway's to give (whole seconds). */
 const HTTPV2_MS = 500
@@ -19,14 +18,6 @@ const WSJSON_S = 1
 /** The udp intercom heartbeats when the test says (its own interval is an hour), so its record surely comes between two heartbeats. */
 const UDP_MS = 300
 const SLOWEST_MS = Math.max(HTTPV2_MS, UDP_MS, WSJSON_S * 1000)
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const port = s.address().port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 describe('records pull from push-style doors, no serve: each door collected until drained', () => {
   const home = tempDir('doorctl-collect-')

@@ -5,26 +5,17 @@
  * come from a third DOORCTL_HOME that runs no gateway.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createSocket } from 'node:dgram'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createHttpv2Simulator, type Httpv2Simulator } from '../../src/simulators/httpv2/index.js'
 import { createUdpSimulator, type UdpSimulator } from '../../src/simulators/udp/index.js'
 import { createWsjsonSimulator, type WsjsonSimulator } from '../../src/simulators/wsjson/index.js'
-import { doorctl, freePort, startDoorctl, tempDir, until } from '../helpers.js'
+import { doorctl, freePort, freeUdpPort, startDoorctl, tempDir, until } from '../helpers.js'
 import { startForwarder } from '../lb.js'
 import { openStore } from '../../src/store/open.js'
 import { pgMissing, startPostgres, type TestPostgres } from '../pg.js'
 
 const missing = pgMissing()
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const port = s.address().port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 interface Gw { home: ReturnType<typeof tempDir>; http: number; udp: number; proc?: ReturnType<typeof startDoorctl> }
 

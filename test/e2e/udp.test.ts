@@ -9,19 +9,11 @@ import { join } from 'node:path'
 import { parse } from 'csv-parse/sync'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createUdpSimulator, type UdpSimulator } from '../../src/simulators/udp/index.js'
-import { FIXTURES, doorctl, freePort, startDoorctl, tempDir, until } from '../helpers.js'
+import { FIXTURES, doorctl, freePort, freeUdpPort, startDoorctl, tempDir, until } from '../helpers.js'
 
 const face = readFileSync(join(FIXTURES, 'face.jpg'))
 /** A JPEG the simulated device judges faceless: the marker sits in a COM segment right after SOI. */
 const noface = Buffer.concat([face.subarray(0, 2), Buffer.from([0xff, 0xfe, 0x00, 0x08]), Buffer.from('NOFACE'), face.subarray(2)])
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const port = s.address().port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 interface Env {
   home: ReturnType<typeof tempDir>
