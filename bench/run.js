@@ -849,7 +849,9 @@ function renderGateway(e) {
 async function startServe(home, tag, extraArgs = []) {
   const rssFile = join(work, `${tag}-serve-rss`)
   const e = childEnv({ DOORCTL_HOME: home, NODE_OPTIONS: `--import=${PROBE}`, BENCH_RSS_FILE: rssFile })
-  const child = spawn(NODE, [RUN, 'serve', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--admin-port', '0', ...extraArgs, '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
+  // BENCH_SERVE_CPU_PROF=DIR: a V8 CPU profile of every serve (written when it stops), to see where its time goes
+  const prof = process.env.BENCH_SERVE_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVE_CPU_PROF}`, `--cpu-prof-name=${tag}.cpuprofile`] : []
+  const child = spawn(NODE, [...prof, RUN, 'serve', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--admin-port', '0', ...extraArgs, '--json'], { cwd: ROOT, env: e, stdio: ['ignore', 'pipe', 'pipe'] })
   sims.add(child)
   let err = ''
   child.stderr.on('data', (c) => { err = (err + c).slice(-20_000) })
