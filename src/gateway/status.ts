@@ -3,6 +3,7 @@ import { RecordActivity } from './activity.js'
 import type { Gateway } from './gateway.js'
 import type { CommandState, QueuedCommand, RefusedContact } from '../types/gateway.js'
 import type { CommandView, DeviceView, GatewayStatus, RefusedView, SilentDevice, StatusView } from '../types/status.js'
+import { isoWithOffset } from '../util/time.js'
 
 /** Silent: quiet for longer than this many of the device's usual intervals between calls. */
 const SILENT_INTERVALS = 3
@@ -38,7 +39,7 @@ export class GatewayMonitor {
     const seen = this.refused.get(key)
     // re-inserted: the map's order is oldest first, so the least recent is dropped when full
     this.refused.delete(key)
-    this.refused.set(key, { device: r.device ?? null, protocol: r.protocol, address: r.address, reason: r.reason, count: (seen?.count ?? 0) + 1, last_at: new Date(r.at).toISOString() })
+    this.refused.set(key, { device: r.device ?? null, protocol: r.protocol, address: r.address, reason: r.reason, count: (seen?.count ?? 0) + 1, last_at: isoWithOffset(new Date(r.at)) })
     if (this.refused.size > REFUSED_KEPT) this.refused.delete(this.refused.keys().next().value as string)
   }
 
@@ -93,9 +94,9 @@ export class GatewayMonitor {
   view(now = Date.now()): StatusView {
     const { status, devices } = this.build(now, false)
     const commands: CommandView[] = this.gateway.store.recentCommands(now - HOUR, 200).map(commandView)
-    const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: new Date(d.lastSeen).toISOString() }))
+    const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: isoWithOffset(new Date(d.lastSeen)) }))
     const refused = [...this.refused.values()].reverse()
-    return { now: new Date(now).toISOString(), gateway: status, devices, discovered, commands, records_per_minute: this.activity.perMinuteLastHour(now), refused }
+    return { now: isoWithOffset(new Date(now)), gateway: status, devices, discovered, commands, records_per_minute: this.activity.perMinuteLastHour(now), refused }
   }
 
   private build(now: number, checkStore: boolean): { status: GatewayStatus; devices: DeviceView[] } {
@@ -126,7 +127,7 @@ export class GatewayMonitor {
       const lastRecord = this.activity.lastRecordOf(d.name)
       return {
         name: d.name, protocol: d.protocol, tags: d.tags ?? [], online, last_seen: p?.lastSeen ?? null, address: p?.address ?? '',
-        queued: queued.get(d.name) ?? 0, last_record: lastRecord !== undefined ? new Date(lastRecord).toISOString() : null, silent: isSilent,
+        queued: queued.get(d.name) ?? 0, last_record: lastRecord !== undefined ? isoWithOffset(new Date(lastRecord)) : null, silent: isSilent,
       }
     })
     const online = devices.filter((d) => d.online).length
@@ -134,7 +135,7 @@ export class GatewayMonitor {
       pid: process.pid,
       host: hostname(),
       mode: this.mode,
-      started_at: new Date(gw.startedAt).toISOString(),
+      started_at: isoWithOffset(new Date(gw.startedAt)),
       uptime_seconds: Math.round((now - gw.startedAt) / 1000),
       ports: { http: gw.httpPort, ...Object.fromEntries(Object.entries(gw.bound).filter(([, v]) => typeof v === 'number')) },
       bind: gw.settings.bind,
@@ -152,7 +153,7 @@ export class GatewayMonitor {
 function commandView(c: QueuedCommand): CommandView {
   const v: CommandView = {
     id: c.id, device: c.device, protocol: c.protocol, kind: c.kind, status: COMMAND_STATUS[c.state],
-    created_at: new Date(c.createdAt).toISOString(), finished_at: c.finishedAt ? new Date(c.finishedAt).toISOString() : null,
+    created_at: isoWithOffset(new Date(c.createdAt)), finished_at: c.finishedAt ? isoWithOffset(new Date(c.finishedAt)) : null,
   }
   if (c.result?.message) v.message = c.result.message
   return v

@@ -7,6 +7,7 @@ import { PROTOCOLS, type Protocol } from '../types/driver.js'
 import { identityOf } from '../gateway/gateway.js'
 import { readPresence } from '../gateway/presence.js'
 import type { DiscoveredRow } from '../types/gateway.js'
+import { isoWithOffset } from '../util/time.js'
 
 export interface Adoptable {
   protocol: Protocol
@@ -46,7 +47,7 @@ export async function adoptableDevices(home: string, inventory: DeviceBook): Pro
     if (!(PROTOCOLS as readonly string[]).includes(row.protocol) || known.has(`${row.protocol}:${row.identity}`)) continue
     const input = adoptionInput(row)
     if (!input) continue
-    devices.push({ protocol: row.protocol as Protocol, identity: row.identity, address: row.address, lastSeen: new Date(row.lastSeen).toISOString(), input })
+    devices.push({ protocol: row.protocol as Protocol, identity: row.identity, address: row.address, lastSeen: isoWithOffset(new Date(row.lastSeen)), input })
   }
   return { gatewayRunning: running, devices }
 }

@@ -4,6 +4,7 @@ import { DoorctlError } from '../types/errors.js'
 import { DEFAULT_SETTINGS, type DevicePresence, type GatewayHandle, type QueuedCommand } from '../types/gateway.js'
 import type { SubmitAnswer } from '../gateway/control.js'
 import { SubmitBatcher } from './gateway-client.js'
+import { isoWithOffset } from '../util/time.js'
 
 type Item = { device: string; protocol: QueuedCommand['protocol']; kind: QueuedCommand['kind']; payload: Record<string, unknown>; timeoutMs: number }
 
@@ -44,7 +45,7 @@ export async function storePresence(store: Store, offlineAfterMs = DEFAULT_SETTI
   const now = Date.now()
   return (await store.presence.all()).map((p) => ({
     device: p.device, protocol: p.protocol, online: now - p.lastSeen < offlineAfterMs,
-    lastSeen: new Date(p.lastSeen).toISOString(), address: p.address, info: p.info,
+    lastSeen: isoWithOffset(new Date(p.lastSeen)), address: p.address, info: p.info,
   }))
 }
 

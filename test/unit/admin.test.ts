@@ -134,6 +134,9 @@ describe('the live stream looks for changes cheaply', () => {
       expect(online).not.toBe(before)
       expect(monitor.deviceCounts(at())).toEqual({ httpv2: { online: 1, offline: 0 } })
       expect(monitor.status(at(), false).devices.by_protocol).toEqual(monitor.deviceCounts(at()))
+      // times carry their offset, as every time doorctl prints (never "Z")
+      const view = monitor.view(at())
+      for (const t of [view.now, view.gateway.started_at, view.devices[0]!.last_seen]) expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d$/)
       // another call: the last-seen time moves, the key does not
       await keepalive()
       expect(monitor.changeKey(at())).toBe(online)
