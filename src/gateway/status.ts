@@ -52,7 +52,10 @@ export class GatewayMonitor {
   changeKey(now = Date.now()): string {
     const gw = this.gateway
     const states: string[] = []
-    for (const d of gw.devices()) states.push(`${d.name}:${this.stateOf(d.name, now)}`)
+    for (const d of gw.devices()) {
+      const p = this.presenceOf(d.name, now)
+      states.push(`${d.name}:${p.online ? 1 : 0}${p.silent ? 1 : 0}`)
+    }
     const open = gw.store.openCommandCounts().map((c) => `${c.device}:${c.count}`)
     return `${states.join(',')}|${open.join(',')}|${this.events}|${gw.discoveredSoFar().length}|${this.problems(false).join(';')}`
   }
@@ -62,19 +65,25 @@ export class GatewayMonitor {
     const byProtocol: Record<string, { online: number; offline: number }> = {}
     for (const d of this.gateway.devices()) {
       const counts = (byProtocol[d.protocol] ??= { online: 0, offline: 0 })
-      counts[this.stateOf(d.name, now) === 'offline' ? 'offline' : 'online']++
+      counts[this.presenceOf(d.name, now).online ? 'online' : 'offline']++
     }
     return byProtocol
   }
 
-  /** What the page shows of a door's presence (the rules of build()). */
-  private stateOf(device: string, now: number): 'online' | 'silent' | 'offline' {
+  /**
+   * The one rule for a door's presence: online while its last call is within --offline-after;
+   * silent once more than three of its usual intervals passed (to the millisecond: a door calling
+   * every 100 ms is not silent because the shown time is whole seconds).
+   */
+  private presenceOf(device: string, now: number): { online: boolean; silent: boolean; lastCall?: number; interval?: number } {
     const gw = this.gateway
-    const last = gw.lastCallAt(device)
-    if (last === undefined || now - last >= gw.settings.offlineAfterMs) return 'offline'
+    const lastCall = gw.lastCallAt(device)
     const interval = gw.intervalOf(device)
-    return interval !== undefined && now - last > SILENT_INTERVALS * interval ? 'silent' : 'online'
+    const online = lastCall !== undefined && now - lastCall < gw.settings.offlineAfterMs
+    const silent = lastCall !== undefined && interval !== undefined && now - lastCall > SILENT_INTERVALS * interval
+    return { online, silent, lastCall, interval }
   }
+
 
   /** Adds listeners of its own (the control socket, the admin listener) to what problems() checks. */
   addProblems(source: () => string[]): void {
@@ -114,15 +123,11 @@ export class GatewayMonitor {
     const silent: SilentDevice[] = []
     const devices: DeviceView[] = gw.devices().map((d) => {
       const p = presence.get(d.name)
-      const online = p?.online ?? false
+      const { online, silent: isSilent, lastCall, interval } = this.presenceOf(d.name, now)
       const counts = (byProtocol[d.protocol] ??= { online: 0, offline: 0 })
       counts[online ? 'online' : 'offline']++
-      // to the millisecond: a door calling every 100 ms is not silent because the shown time is whole seconds
-      const lastSeen = gw.lastCallAt(d.name)
-      const interval = gw.intervalOf(d.name)
-      const isSilent = lastSeen !== undefined && interval !== undefined && now - lastSeen > SILENT_INTERVALS * interval
       if (isSilent) {
-        silent.push({ device: d.name, protocol: d.protocol, last_seen: p!.lastSeen!, silent_seconds: Math.round((now - lastSeen!) / 1000), interval_seconds: Math.round(interval! / 100) / 10 })
+        silent.push({ device: d.name, protocol: d.protocol, last_seen: p!.lastSeen!, silent_seconds: Math.round((now - lastCall!) / 1000), interval_seconds: Math.round(interval! / 100) / 10 })
       }
       const lastRecord = this.activity.lastRecordOf(d.name)
       return {
