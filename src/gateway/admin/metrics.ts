@@ -77,17 +77,12 @@ export function createMetrics(monitor: GatewayMonitor): Registry {
     registers: [register],
   })
   gw.onRefused((r) => refused.inc({ protocol: r.protocol, reason: r.reason }))
-  const perRequest = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>()
   gw.observe({
     commandFinished: (c) => commands.inc({ protocol: c.protocol, kind: c.kind, status: COMMAND_STATUS[c.state] }),
     recordSpooled: (protocol) => records.inc({ protocol }),
     requestHandled: (protocol, outcome, seconds) => {
-      // every keepalive comes here: the labelled children are looked up once, not hashed per request
-      const key = `${protocol}\u0000${outcome}`
-      let child = perRequest.get(key)
-      if (!child) perRequest.set(key, (child = { count: requests.labels({ protocol, outcome }), time: duration.labels({ protocol }) }))
-      child.count.inc()
-      child.time.observe(seconds)
+      requests.inc({ protocol, outcome })
+      duration.observe({ protocol }, seconds)
     },
   })
   return register
