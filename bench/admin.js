@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'node:http'
 
-const PHASES = ['off', 'on', 'off', 'on', 'off', 'on']
+/** BENCH_ADMIN_PHASES=off,on for a quick look (a profile of each mode, say). */
+const PHASES = (process.env.BENCH_ADMIN_PHASES ?? 'off,on,off,on,off,on').split(',')
 /** How often /metrics and /api/status are fetched while on: a fast Prometheus (its default is 15 s). BENCH_ADMIN_SCRAPE_MS=1000 for a harsher run. */
 const SCRAPE_MS = Number(process.env.BENCH_ADMIN_SCRAPE_MS ?? 5000)
 

@@ -10,6 +10,8 @@ const SILENT_INTERVALS = 3
 const HOUR = 3600_000
 /** Refused contacts remembered for the page (per device, address and reason). */
 const REFUSED_KEPT = 100
+/** changeKey's character for presenceCode(). */
+const PRESENCE_CODE = ['0', '1', '2', '3']
 
 /** A command's state in the words the CLI's results use. */
 export const COMMAND_STATUS: Record<CommandState, string> = {
@@ -51,13 +53,21 @@ export class GatewayMonitor {
    */
   changeKey(now = Date.now()): string {
     const gw = this.gateway
-    const states: string[] = []
-    for (const d of gw.devices()) {
-      const p = this.presenceOf(d.name, now)
-      states.push(`${d.name}:${p.online ? 1 : 0}${p.silent ? 1 : 0}`)
-    }
-    const open = gw.store.openCommandCounts().map((c) => `${c.device}:${c.count}`)
-    return `${states.join(',')}|${open.join(',')}|${this.events}|${gw.discoveredSoFar().length}|${this.problems(false).join(';')}`
+    // one character per door, in the inventory's order (the revision says when that order changed)
+    let states = ''
+    for (const d of gw.devices()) states += PRESENCE_CODE[this.presenceCode(d.name, now)]
+    let open = ''
+    for (const c of gw.store.openCommandCounts()) open += `${c.device}:${c.count},`
+    return `${gw.inventoryRevision}|${states}|${open}|${this.events}|${gw.discoveredSoFar().length}|${this.problems(false).join(';')}`
+  }
+
+  /** presenceOf() as a number (1 online, 2 silent), for changeKey's thousands of doors a second without an object each. */
+  private presenceCode(device: string, now: number): number {
+    const gw = this.gateway
+    const lastCall = gw.lastCallAt(device)
+    if (lastCall === undefined) return 0
+    const interval = gw.intervalOf(device)
+    return (now - lastCall < gw.settings.offlineAfterMs ? 1 : 0) + (interval !== undefined && now - lastCall > SILENT_INTERVALS * interval ? 2 : 0)
   }
 
   /** Doors online and offline per protocol, without building the devices' views (metrics). */
@@ -76,14 +86,9 @@ export class GatewayMonitor {
    * every 100 ms is not silent because the shown time is whole seconds).
    */
   private presenceOf(device: string, now: number): { online: boolean; silent: boolean; lastCall?: number; interval?: number } {
-    const gw = this.gateway
-    const lastCall = gw.lastCallAt(device)
-    const interval = gw.intervalOf(device)
-    const online = lastCall !== undefined && now - lastCall < gw.settings.offlineAfterMs
-    const silent = lastCall !== undefined && interval !== undefined && now - lastCall > SILENT_INTERVALS * interval
-    return { online, silent, lastCall, interval }
+    const code = this.presenceCode(device, now)
+    return { online: (code & 1) !== 0, silent: (code & 2) !== 0, lastCall: this.gateway.lastCallAt(device), interval: this.gateway.intervalOf(device) }
   }
-
 
   /** Adds listeners of its own (the control socket, the admin listener) to what problems() checks. */
   addProblems(source: () => string[]): void {
