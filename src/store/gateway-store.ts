@@ -344,6 +344,21 @@ export class GatewayStore {
     }
   }
 
+  /** Records received per minute since `since` and the latest record time of each of `devices` (see RecordSpool.activity). */
+  recordActivity(since: number, devices: readonly string[]): { perMinute: Record<number, number>; lastRecord: Record<string, number> } {
+    const perMinute: Record<number, number> = {}
+    for (const r of this.receivedSince(since)) {
+      const m = Math.floor(r.receivedAt / 60_000)
+      perMinute[m] = (perMinute[m] ?? 0) + 1
+    }
+    const lastRecord: Record<string, number> = {}
+    for (const d of devices) {
+      const t = this.lastRecordTime(d)
+      if (t !== undefined) lastRecord[d] = t
+    }
+    return { perMinute, lastRecord }
+  }
+
   /** The time of the device's latest spooled record (ms), if any. */
   lastRecordTime(device: string): number | undefined {
     const row = this.prepared('SELECT time FROM records WHERE device = ? ORDER BY seq DESC LIMIT 1').get(device) as Row | undefined

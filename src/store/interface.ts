@@ -151,6 +151,16 @@ export interface CommandQueue {
   expire(now?: number): Promise<number[]>
   /** Resolves with the commands once every one is final, or rejects when `signal` aborts. */
   waitFinal(ids: readonly number[], signal?: AbortSignal): Promise<QueuedCommand[]>
+  /** Unfinished (queued or delivered) commands, counted per device and protocol (status page, metrics). */
+  openCounts(): Promise<OpenCommandCount[]>
+  /** The newest commands created since `since` (ms), newest first, at most `limit`; payloads left out. */
+  recent(since: number, limit: number): Promise<QueuedCommand[]>
+}
+
+export interface OpenCommandCount {
+  device: string
+  protocol: string
+  count: number
 }
 
 // ---- record spool -------------------------------------------------------------------------
@@ -180,6 +190,15 @@ export interface RecordSpool {
   /** The highest sequence number so far (0 when empty). */
   lastSeq(): Promise<number>
   photo(seq: number): Promise<Buffer | undefined>
+  /** Records received per minute since `since` and the latest record time of each of `devices` (status page). */
+  activity(since: number, devices: readonly string[]): Promise<RecordActivitySummary>
+}
+
+export interface RecordActivitySummary {
+  /** Minute number (ms since epoch / 60 000) → records received in it. */
+  perMinute: Record<number, number>
+  /** Device → the time of its latest spooled record (ms); devices without records are left out. */
+  lastRecord: Record<string, number>
 }
 
 // ---- presence and discovered devices ------------------------------------------------------
@@ -290,6 +309,8 @@ export interface GatewayInfo {
   startedAt: number
   /** Lease end, ms since epoch (the store's clock). */
   leaseUntil: number
+  /** What it last said about itself (`report()`: a GatewayStatus), if it did yet. */
+  status?: unknown
 }
 
 export interface ReapResult {
@@ -307,6 +328,8 @@ export interface GatewayRegistry {
   renew(id: string, leaseMs: number): Promise<boolean>
   /** A clean stop: like being reaped, at once. */
   unregister(id: string): Promise<ReapResult>
+  /** Keeps what the gateway says about itself (a GatewayStatus) for `doorctl status` on any machine. */
+  report(id: string, status: unknown): Promise<void>
   /** Gateways with a live lease. */
   live(): Promise<GatewayInfo[]>
   /** Removes gateways whose lease ran out, releasing their devices and commands (see ReapResult). */

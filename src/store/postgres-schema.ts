@@ -54,6 +54,11 @@ const MIGRATIONS: readonly ((s: string) => string)[] = [
   CREATE TABLE ${s}.pull_holds (device text PRIMARY KEY, owner text NOT NULL, until bigint NOT NULL);
   INSERT INTO ${s}.meta (key, value) VALUES ('inventory', '0');
   `,
+  // 2: what each gateway last said about itself (doorctl status from any machine); records per minute without reading the spool
+  (s) => `
+  ALTER TABLE ${s}.gateways ADD COLUMN status jsonb;
+  CREATE INDEX records_received ON ${s}.records (received_at);
+  `,
 ]
 
 export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.length

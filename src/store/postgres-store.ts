@@ -293,6 +293,12 @@ export class PostgresStore implements Store {
         this.listener.start()
         return this.waiters.wait(ids, signal)
       },
+      openCounts: async () => (await this.q(`SELECT device, protocol, COUNT(*) AS n FROM ${s}.commands WHERE state IN ${OPEN} GROUP BY device, protocol`))
+        .map((r) => ({ device: String(r.device), protocol: String(r.protocol), count: Number(r.n) })),
+      // newest first by id, which follows creation: reads `limit` rows at most, whatever the table's size
+      recent: async (since, limit) => (await this.q(`
+        SELECT id, device, protocol, kind, '{}'::jsonb AS payload, state, result, created_at, delivered_at, finished_at, expires_at, gateway
+        FROM ${s}.commands ORDER BY id DESC LIMIT $1`, [limit])).map(toCommand).filter((c) => c.createdAt >= since),
     }
   }
 
@@ -327,6 +333,18 @@ export class PostgresStore implements Store {
       afterAll: async (afterSeq, limit) => (await this.q(`${select} WHERE seq > $1 ORDER BY seq LIMIT $2`, [afterSeq, limit])).map(toSpooled),
       lastSeq: async () => Number((await this.q(`SELECT COALESCE(MAX(seq), 0) AS s FROM ${s}.records`))[0].s),
       photo: async (seq) => (await this.q(`SELECT photo FROM ${s}.records WHERE seq = $1`, [seq]))[0]?.photo ?? undefined,
+      activity: async (since, devices) => {
+        const [minutes, last] = await Promise.all([
+          this.q(`SELECT received_at / 60000 AS m, COUNT(*) AS n FROM ${s}.records WHERE received_at >= $1 GROUP BY 1`, [since]),
+          // one index probe per device (records_device), however large the spool
+          this.q(`SELECT u.d AS device, r.time FROM unnest($1::text[]) AS u(d)
+            CROSS JOIN LATERAL (SELECT time FROM ${s}.records WHERE device = u.d ORDER BY seq DESC LIMIT 1) r`, [devices]),
+        ])
+        return {
+          perMinute: Object.fromEntries(minutes.map((r) => [Number(r.m), Number(r.n)])),
+          lastRecord: Object.fromEntries(last.map((r) => [String(r.device), Number(r.time)])),
+        }
+      },
     }
   }
 
@@ -444,7 +462,10 @@ export class PostgresStore implements Store {
 
   private registry(): GatewayRegistry {
     const s = this.s
-    const toInfo = (r: Row): GatewayInfo => ({ id: String(r.id), host: String(r.host), pid: Number(r.pid), ports: r.ports, startedAt: Number(r.started_at), leaseUntil: Number(r.lease_until) })
+    const toInfo = (r: Row): GatewayInfo => ({
+      id: String(r.id), host: String(r.host), pid: Number(r.pid), ports: r.ports, startedAt: Number(r.started_at), leaseUntil: Number(r.lease_until),
+      ...(r.status ? { status: r.status } : {}),
+    })
     /** Removes `dead` gateways (already locked or chosen) and settles every delivered command whose gateway is gone. */
     const leave = async (c: pg.PoolClient, dead: string[]): Promise<ReapResult> => {
       const gone = dead.length > 0 ? (await c.query(`DELETE FROM ${s}.gateways WHERE id = ANY($1::text[]) RETURNING id`, [dead])).rows.map((r) => String(r.id)) : []
@@ -474,6 +495,7 @@ export class PostgresStore implements Store {
         INSERT INTO ${s}.gateways (id, host, pid, ports, started_at, lease_until)
         VALUES (gen_random_uuid()::text, $1, $2, $3, ${NOW_MS}, ${NOW_MS} + $4) RETURNING *`, [g.host, g.pid, JSON.stringify(g.ports), g.leaseMs]))[0]),
       renew: async (id, leaseMs) => (await this.q(`UPDATE ${s}.gateways SET lease_until = ${NOW_MS} + $2 WHERE id = $1 RETURNING id`, [id, leaseMs])).length > 0,
+      report: async (id, status) => { await this.q(`UPDATE ${s}.gateways SET status = $2 WHERE id = $1`, [id, JSON.stringify(status)]) },
       unregister: (id) => this.tx((c) => leave(c, [id])),
       live: async () => (await this.q(`SELECT * FROM ${s}.gateways WHERE lease_until > ${NOW_MS} ORDER BY started_at`)).map(toInfo),
       reap: () => this.tx(async (c) => {

@@ -24,8 +24,12 @@ export class SqliteGateways {
   live(): GatewayInfo[] {
     return (this.core.prepared('SELECT * FROM gateways WHERE lease_until > ? ORDER BY started_at').all(Date.now()) as Row[]).map((r) => ({
       id: String(r.id), host: String(r.host), pid: Number(r.pid), ports: JSON.parse(String(r.ports)),
-      startedAt: Number(r.started_at), leaseUntil: Number(r.lease_until),
+      startedAt: Number(r.started_at), leaseUntil: Number(r.lease_until), ...(r.status ? { status: JSON.parse(String(r.status)) } : {}),
     }))
+  }
+
+  report(id: string, status: unknown): void {
+    this.core.prepared('UPDATE gateways SET status = ? WHERE id = ?').run(JSON.stringify(status), id)
   }
 
   reap(): ReapResult {

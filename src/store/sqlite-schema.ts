@@ -58,6 +58,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE pull_holds (device TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL);
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
+  // 3: what each gateway last said about itself (doorctl status from any machine)
+  `
+  ALTER TABLE gateways ADD COLUMN status TEXT;
+  `,
 ]
 
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length

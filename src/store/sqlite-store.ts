@@ -95,6 +95,8 @@ export class SqliteStore implements Store {
         return ids
       },
       waitFinal: (ids, signal) => this.waiters.wait(ids, signal),
+      openCounts: async () => core.openCommandCounts(),
+      recent: async (since, limit) => core.recentCommands(since, limit),
     }
 
     this.records = {
@@ -103,6 +105,7 @@ export class SqliteStore implements Store {
       afterAll: async (afterSeq, limit) => core.recordsAfter(afterSeq, limit).map(spooled),
       lastSeq: async () => core.lastSeq(),
       photo: async (seq) => core.photoOf(seq),
+      activity: async (since, devices) => core.recordActivity(since, devices),
     }
 
     this.presence = {
@@ -138,6 +141,7 @@ export class SqliteStore implements Store {
       register: async (g) => sqlGateways.register(g),
       renew: async (id, leaseMs) => sqlGateways.renew(id, leaseMs),
       unregister: async (id) => left(sqlGateways.unregister(id)),
+      report: async (id, status) => sqlGateways.report(id, status),
       live: async () => sqlGateways.live(),
       reap: async () => left(sqlGateways.reap()),
       hold: async (gateway, devices) => sqlGateways.hold(gateway, devices),

@@ -374,6 +374,38 @@ for (const backend of backends) {
       expect((await a.gateways.live()).map((g) => g.id)).toEqual([g1.id])
     })
 
+    it('status figures: open commands per device, the newest commands, records per minute and each device\'s latest record; a gateway\'s report', async () => {
+      const a = await fresh()
+      const b = await open()
+      const [c1, , c3] = await a.commands.enqueue([cmd('d1'), cmd('d1', 'reboot'), cmd('d2', 'open')])
+      const g = await b.gateways.register({ host: 'host-b', pid: 22, ports, leaseMs: 60_000 })
+      expect(await b.commands.claim('d2', g.id)).toMatchObject({ id: c3.id })
+      await a.commands.finish(c1.id, 'acknowledged', { message: 'done' })
+      expect((await b.commands.openCounts()).sort((x, y) => x.device.localeCompare(y.device))).toEqual([
+        { device: 'd1', protocol: 'httpv2', count: 1 }, { device: 'd2', protocol: 'httpv2', count: 1 },
+      ])
+      const recent = await b.commands.recent(Date.now() - 60_000, 2)
+      expect(recent.map((c) => [c.id, c.state])).toEqual([[c3.id, 'delivered'], [c3.id - 1, 'queued']])
+      expect(recent[0].payload).toEqual({})
+      expect(await b.commands.recent(Date.now() + 60_000, 10)).toEqual([])
+      expect((await a.commands.recent(0, 10)).find((c) => c.id === c1.id)).toMatchObject({ state: 'acknowledged', result: { message: 'done' } })
+
+      const before = Date.now()
+      const t = Date.parse('2026-03-01T08:00:00Z')
+      await a.records.add([rec('d1', 'r1', t), rec('d1', 'r2', t + 5000), rec('d2', 'r1', t - 1000)])
+      await b.records.add([rec('d1', 'r3', t - 9000)])
+      const act = await b.records.activity(before - 60_000, ['d1', 'd2', 'd3'])
+      expect(Object.values(act.perMinute).reduce((x, y) => x + y, 0)).toBe(4)
+      for (const m of Object.keys(act.perMinute)) expect(Number(m)).toBeGreaterThanOrEqual(Math.floor((before - 60_000) / 60_000))
+      // the latest spooled, not the latest in time: what the device sent last
+      expect(act.lastRecord).toEqual({ d1: t - 9000, d2: t - 1000 })
+      expect((await b.records.activity(Date.now() + 60_000, [])).perMinute).toEqual({})
+
+      expect((await a.gateways.live()).find((x) => x.id === g.id)?.status).toBeUndefined()
+      await b.gateways.report(g.id, { pid: 22, devices: { online: 3 } })
+      expect((await a.gateways.live()).find((x) => x.id === g.id)?.status).toEqual({ pid: 22, devices: { online: 3 } })
+    })
+
     it('holders: the latest connection holds a device; a stale release keeps it; a dead gateway\'s holds go', async () => {
       const a = await fresh()
       const ga = await a.gateways.register({ host: 'a', pid: 1, ports, leaseMs: 150 })
