@@ -125,7 +125,7 @@ async function importWith(h, home, csv, rows, storeArgs) {
 }
 
 async function serve(h, home, storeArgs) {
-  const child = spawn(h.node, [h.run, 'serve', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--json', ...storeArgs], { cwd: h.root, env: h.childEnv({ DOORCTL_HOME: home }), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(h.node, [h.run, 'serve', '--http-port', '0', '--udp-port', '0', '--mqtt-port', '0', '--bind', '127.0.0.1', '--admin-port', '0', '--json', ...storeArgs], { cwd: h.root, env: h.childEnv({ DOORCTL_HOME: home }), stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   child.stderr.on('data', (c) => { err = (err + c).slice(-20_000) })
   const ready = await new Promise((resolve, reject) => {

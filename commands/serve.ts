@@ -54,6 +54,7 @@ Keeps a durable command queue and record spool in DOORCTL_HOME; other doorctl co
     await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve(), { once: true }))
     log.notice('stopping: finishing requests in flight')
     await started.admin?.stop()
+    started.monitor?.stopReporting()
     await control?.stop()
     await gateway.stop()
     return undefined

@@ -122,10 +122,10 @@ export async function freeUdpPort(): Promise<number> {
 }
 
 /** Polls `cond` every 20 ms until true, or fails after `ms` (conditions, not sleeps). */
-export async function until(cond: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, ms = 20_000, what: string | (() => string) = 'condition'): Promise<void> {
   const deadline = Date.now() + ms
   while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`)
     await new Promise((r) => setTimeout(r, 20))
   }
 }

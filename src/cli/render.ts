@@ -27,13 +27,14 @@ export function renderResults(results: TargetResult[], opts: { tty: boolean; col
 /** `doorctl status` for humans: each gateway's summary, its protocols, silent devices and problems. */
 export function renderStatus(doc: StatusDocument, line: (s: string) => void, tty = !!process.stdout.isTTY): void {
   if (doc.gateways.length === 0) {
-    line('no gateway is running for this DOORCTL_HOME (start one with `doorctl serve`)')
+    line(doc.store ? `no gateway is working on the store ${doc.store} (start one with \`doorctl serve --store …\`)` : 'no gateway is running for this DOORCTL_HOME (start one with `doorctl serve`)')
     return
   }
+  if (doc.store) line(`store ${doc.store}: ${doc.gateways.length} gateway${doc.gateways.length === 1 ? '' : 's'}; each one's figures are the whole site's`)
   for (const g of doc.gateways) {
     const ports = Object.entries(g.ports).map(([k, v]) => `${k.replace(/_port$/, '')} ${v}`).join(', ')
-    line(`gateway pid ${g.pid} on ${g.host} (${g.mode}), up ${duration(g.uptime_seconds)}; listening on ${g.bind}: ${ports}`)
-    line(`devices ${g.devices.online} online, ${g.devices.offline} offline of ${g.devices.total}; queued commands ${g.queue_depth.total}; records in the last hour ${g.records_last_hour}; discovered ${g.discovered_devices}`)
+    line(`gateway ${g.id ? `${g.id.slice(0, 8)} ` : ''}pid ${g.pid} on ${g.host} (${g.mode}), up ${duration(g.uptime_seconds)}; listening on ${g.bind}: ${ports}`)
+    line(`devices ${g.devices.online} online${g.devices_here !== undefined ? ` (${g.devices_here} calling this gateway)` : ''}, ${g.devices.offline} offline of ${g.devices.total}; queued commands ${g.queue_depth.total}; records in the last hour ${g.records_last_hour}; discovered ${g.discovered_devices}`)
     const protocols = Object.keys({ ...g.devices.by_protocol, ...g.queue_depth.by_protocol }).sort()
     if (protocols.length > 0) {
       renderTable(['PROTOCOL', 'ONLINE', 'OFFLINE', 'QUEUED'], protocols.map((p) => [p, g.devices.by_protocol[p]?.online ?? 0, g.devices.by_protocol[p]?.offline ?? 0, g.queue_depth.by_protocol[p] ?? 0]), tty)

@@ -274,6 +274,11 @@ export class Gateway {
     return this.presenceMap.get(device)?.lastSeen
   }
 
+  /** When and from where the device last called this gateway. */
+  presenceRowOf(device: string): PresenceRow | undefined {
+    return this.presenceMap.get(device)
+  }
+
   /** Changes whenever the gateway re-read the inventory (devices() then lists other doors, or in another order). */
   get inventoryRevision(): number {
     this.refreshInventory()

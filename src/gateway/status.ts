@@ -1,8 +1,9 @@
 import { hostname } from 'node:os'
-import { RecordActivity } from './activity.js'
 import type { Gateway } from './gateway.js'
+import { EmbeddedFigures, SharedFigures, type StatusFigures } from './status-figures.js'
+import type { GatewayInfo, PresenceEntry } from '../store/interface.js'
 import type { CommandState, QueuedCommand, RefusedContact } from '../types/gateway.js'
-import type { CommandView, DeviceView, GatewayStatus, RefusedView, SilentDevice, StatusView } from '../types/status.js'
+import type { CommandView, DeviceView, GatewayStatus, RefusedView, SilentDevice, StatusDocument, StatusView } from '../types/status.js'
 import { isoWithOffset } from '../util/time.js'
 
 /** Silent: quiet for longer than this many of the device's usual intervals between calls. */
@@ -20,15 +21,18 @@ export const COMMAND_STATUS: Record<CommandState, string> = {
 
 /** What a running gateway says about itself: `doorctl status`, /api/status and the status page. */
 export class GatewayMonitor {
-  readonly activity: RecordActivity
+  readonly figures: StatusFigures
   private readonly problemSources: (() => string[])[] = []
+  private reporter?: NodeJS.Timeout
 
   /** Commands finished and records spooled so far: part of changeKey(). */
   private events = 0
 
   constructor(readonly gateway: Gateway, private readonly mode: 'serve' | 'temporary') {
-    this.activity = new RecordActivity(gateway.store, gateway.devices().map((d) => d.name))
-    gateway.observe(this.activity)
+    const shared = gateway.shared
+    this.figures = shared
+      ? new SharedFigures(shared.store, () => shared.id, () => gateway.devices().map((d) => d.name))
+      : EmbeddedFigures.observing(gateway.store, gateway.devices().map((d) => d.name), (o) => gateway.observe(o))
     gateway.observe({ commandFinished: () => { this.events++ }, recordSpooled: () => { this.events++ } })
     gateway.onRefused((r) => this.noteRefused(r))
   }
@@ -45,6 +49,32 @@ export class GatewayMonitor {
     if (this.refused.size > REFUSED_KEPT) this.refused.delete(this.refused.keys().next().value as string)
   }
 
+  /** Brings the store's figures up to date (a shared store is read at most once a second); call before status(), view() and the metrics. */
+  refresh(now = Date.now()): Promise<void> {
+    return this.figures.refresh(now)
+  }
+
+  /**
+   * On a shared store: what this gateway says about itself is kept in the store every `everyMs`,
+   * so `doorctl status` on any machine with the store's URL lists every gateway.
+   */
+  startReporting(everyMs: number): void {
+    const shared = this.gateway.shared
+    if (!shared || this.reporter) return
+    const report = async () => {
+      await this.refresh()
+      await shared.store.gateways.report(shared.id, this.status(Date.now(), false))
+    }
+    const run = () => void report().catch((err: Error) => this.gateway.log.debug('cannot report to the store', { error: err.message }))
+    run()
+    this.reporter = setInterval(run, everyMs).unref()
+  }
+
+  stopReporting(): void {
+    if (this.reporter) clearInterval(this.reporter)
+    this.reporter = undefined
+  }
+
   /**
    * A cheap fingerprint of what the status page shows: each door's state (online, silent,
    * offline), the open commands, commands finished and records spooled, discovered devices and
@@ -57,14 +87,14 @@ export class GatewayMonitor {
     let states = ''
     for (const d of gw.devices()) states += PRESENCE_CODE[this.presenceCode(d.name, now)]
     let open = ''
-    for (const c of gw.store.openCommandCounts()) open += `${c.device}:${c.count},`
-    return `${gw.inventoryRevision}|${states}|${open}|${this.events}|${gw.discoveredSoFar().length}|${this.problems(false).join(';')}`
+    for (const c of this.figures.openCommandCounts()) open += `${c.device}:${c.count},`
+    return `${gw.inventoryRevision}|${states}|${open}|${this.events}|${this.figures.perMinuteLastHour(now).at(-1)}|${gw.discoveredSoFar().length}|${this.problems(false).join(';')}`
   }
 
   /** presenceOf() as a number (1 online, 2 silent), for changeKey's thousands of doors a second without an object each. */
   private presenceCode(device: string, now: number): number {
     const gw = this.gateway
-    const lastCall = gw.lastCallAt(device)
+    const lastCall = this.lastCallOf(device)
     if (lastCall === undefined) return 0
     const interval = gw.intervalOf(device)
     return (now - lastCall < gw.settings.offlineAfterMs ? 1 : 0) + (interval !== undefined && now - lastCall > SILENT_INTERVALS * interval ? 2 : 0)
@@ -87,7 +117,19 @@ export class GatewayMonitor {
    */
   private presenceOf(device: string, now: number): { online: boolean; silent: boolean; lastCall?: number; interval?: number } {
     const code = this.presenceCode(device, now)
-    return { online: (code & 1) !== 0, silent: (code & 2) !== 0, lastCall: this.gateway.lastCallAt(device), interval: this.gateway.intervalOf(device) }
+    return { online: (code & 1) !== 0, silent: (code & 2) !== 0, lastCall: this.lastCallOf(device), interval: this.gateway.intervalOf(device) }
+  }
+
+  /** The device's latest call to this gateway or, on a shared store, to any. */
+  private lastCallOf(device: string): number | undefined {
+    return this.presenceRowOf(device)?.lastSeen
+  }
+
+  /** Where and when the device called last: this gateway's own row or, if newer, what a gateway saved in the shared store. */
+  private presenceRowOf(device: string): PresenceEntry | undefined {
+    const here = this.gateway.presenceRowOf(device)
+    const stored = this.figures.storedPresence(device)
+    return !stored || (here && here.lastSeen >= stored.lastSeen) ? here : stored
   }
 
   /** Adds listeners of its own (the control socket, the admin listener) to what problems() checks. */
@@ -97,7 +139,15 @@ export class GatewayMonitor {
 
   /** Listeners down and (`checkStore`) a store that takes no write; empty when healthy. */
   problems(checkStore = true): string[] {
-    return [...this.gateway.problems({ store: checkStore }), ...this.problemSources.flatMap((p) => p())]
+    const storeProblem = this.figures.problem()
+    return [...this.gateway.problems({ store: checkStore }), ...(storeProblem ? [storeProblem] : []), ...this.problemSources.flatMap((p) => p())]
+  }
+
+  /** What `doorctl status --json` prints: this gateway and, on a shared store, the others as they last reported. */
+  document(now = Date.now()): StatusDocument {
+    const shared = this.gateway.shared
+    const others = this.figures.otherGateways().map((g) => reportedStatus(g, now))
+    return { ok: true, ...(shared ? { store: shared.store.description } : {}), gateways: [this.status(now), ...others] }
   }
 
   /** `checkStore`: try the store's write lock too (which may wait up to a second for another writer). */
@@ -107,41 +157,44 @@ export class GatewayMonitor {
 
   view(now = Date.now()): StatusView {
     const { status, devices } = this.build(now, false)
-    const commands: CommandView[] = this.gateway.store.recentCommands(now - HOUR, 200).map(commandView)
+    const commands: CommandView[] = this.figures.recentCommands(now - HOUR).map(commandView)
     const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: isoWithOffset(new Date(d.lastSeen)) }))
     const refused = [...this.refused.values()].reverse()
-    return { now: isoWithOffset(new Date(now)), gateway: status, devices, discovered, commands, records_per_minute: this.activity.perMinuteLastHour(now), refused }
+    return { now: isoWithOffset(new Date(now)), gateway: status, devices, discovered, commands, records_per_minute: this.figures.perMinuteLastHour(now), refused }
   }
 
   private build(now: number, checkStore: boolean): { status: GatewayStatus; devices: DeviceView[] } {
     const gw = this.gateway
-    const presence = new Map(gw.presence().map((p) => [p.device, p]))
     const queued = new Map<string, number>()
     const queueByProtocol: Record<string, number> = {}
     let queueTotal = 0
-    for (const c of gw.store.openCommandCounts()) {
+    for (const c of this.figures.openCommandCounts()) {
       queued.set(c.device, (queued.get(c.device) ?? 0) + c.count)
       queueByProtocol[c.protocol] = (queueByProtocol[c.protocol] ?? 0) + c.count
       queueTotal += c.count
     }
     const byProtocol: Record<string, { online: number; offline: number }> = {}
     const silent: SilentDevice[] = []
+    let here = 0
     const devices: DeviceView[] = gw.devices().map((d) => {
-      const p = presence.get(d.name)
+      const p = this.presenceRowOf(d.name)
+      const lastSeen = p ? isoWithOffset(new Date(p.lastSeen)) : null
       const { online, silent: isSilent, lastCall, interval } = this.presenceOf(d.name, now)
       const counts = (byProtocol[d.protocol] ??= { online: 0, offline: 0 })
       counts[online ? 'online' : 'offline']++
+      if (online && p === gw.presenceRowOf(d.name)) here++
       if (isSilent) {
-        silent.push({ device: d.name, protocol: d.protocol, last_seen: p!.lastSeen!, silent_seconds: Math.round((now - lastCall!) / 1000), interval_seconds: Math.round(interval! / 100) / 10 })
+        silent.push({ device: d.name, protocol: d.protocol, last_seen: lastSeen!, silent_seconds: Math.round((now - lastCall!) / 1000), interval_seconds: Math.round(interval! / 100) / 10 })
       }
-      const lastRecord = this.activity.lastRecordOf(d.name)
+      const lastRecord = this.figures.lastRecordOf(d.name)
       return {
-        name: d.name, protocol: d.protocol, tags: d.tags ?? [], online, last_seen: p?.lastSeen ?? null, address: p?.address ?? '',
+        name: d.name, protocol: d.protocol, tags: d.tags ?? [], online, last_seen: lastSeen, address: p?.address ?? '',
         queued: queued.get(d.name) ?? 0, last_record: lastRecord !== undefined ? isoWithOffset(new Date(lastRecord)) : null, silent: isSilent,
       }
     })
     const online = devices.filter((d) => d.online).length
     const status: GatewayStatus = {
+      ...(gw.shared ? { id: gw.shared.id, devices_here: here } : {}),
       pid: process.pid,
       host: hostname(),
       mode: this.mode,
@@ -151,12 +204,29 @@ export class GatewayMonitor {
       bind: gw.settings.bind,
       devices: { total: devices.length, online, offline: devices.length - online, by_protocol: byProtocol },
       queue_depth: { total: queueTotal, by_protocol: queueByProtocol },
-      records_last_hour: this.activity.lastHour(now),
+      records_last_hour: this.figures.perMinuteLastHour(now).reduce((a, b) => a + b, 0),
       discovered_devices: gw.discoveredSoFar().length,
       silent,
       problems: this.problems(checkStore),
     }
     return { status, devices }
+  }
+}
+
+/**
+ * Another gateway on a shared store, as it last reported itself (every few seconds); one that has
+ * not reported yet is shown from its registration.
+ */
+export function reportedStatus(g: GatewayInfo, now = Date.now()): GatewayStatus {
+  const r = g.status as GatewayStatus | undefined
+  if (r && typeof r === 'object' && typeof r.pid === 'number' && r.devices && r.queue_depth) {
+    return { ...r, id: g.id, uptime_seconds: Math.round((now - g.startedAt) / 1000) }
+  }
+  return {
+    id: g.id, pid: g.pid, host: g.host, mode: 'serve', started_at: isoWithOffset(new Date(g.startedAt)), uptime_seconds: Math.round((now - g.startedAt) / 1000),
+    ports: Object.fromEntries(Object.entries(g.ports).filter(([, v]) => typeof v === 'number')) as Record<string, number>, bind: '',
+    devices: { total: 0, online: 0, offline: 0, by_protocol: {} }, queue_depth: { total: 0, by_protocol: {} },
+    records_last_hour: 0, discovered_devices: 0, silent: [], problems: ['this gateway has not reported its figures to the store yet'],
   }
 }
 

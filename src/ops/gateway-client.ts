@@ -3,8 +3,12 @@ import { Inventory } from '../store/inventory.js'
 import { ControlClient, ControlServer, type Hello, type SubmitAnswer, type SubmitItem } from '../gateway/control.js'
 import { Gateway, type GatewayOptions, type Submission } from '../gateway/gateway.js'
 import { AdminServer } from '../gateway/admin/server.js'
+import { GatewayMonitor } from '../gateway/status.js'
 import { loadHandlers } from './gateway-handlers.js'
 import { FINAL_STATES, type CommandKind, type DevicePresence, type DiscoveredRow, type GatewayHandle, type GatewaySettings, type QueuedCommand, type SubmitOptions } from '../types/gateway.js'
+
+/** How often a gateway on a shared store writes its figures there for `doorctl status` (ms). */
+const SHARED_REPORT_MS = 5000
 
 /**
  * Connects to a running gateway (serve, or another command's temporary listener, which then
@@ -30,19 +34,22 @@ export async function openGateway(home: string, settings: Partial<GatewaySetting
 export async function startGateway(
   opts: { home: string; log: Logger; settings: Partial<GatewaySettings>; admin?: { port: number; bind: string; token?: string }; shared?: GatewayOptions['shared'] },
   mode: 'serve' | 'temporary',
-): Promise<{ gateway: Gateway; control?: ControlServer; admin?: AdminServer } | undefined> {
+): Promise<{ gateway: Gateway; control?: ControlServer; admin?: AdminServer; monitor?: GatewayMonitor } | undefined> {
   // on a shared store, commands are queued in the store, not through this home's control socket
   if (opts.shared) {
     const gateway = new Gateway({ ...opts, handlers: await loadHandlers() })
+    let admin: AdminServer | undefined
     try {
       await gateway.start()
+      const monitor = new GatewayMonitor(gateway, mode)
+      if (opts.admin) admin = await startAdmin(gateway, monitor, opts.admin, opts.log)
+      monitor.startReporting(SHARED_REPORT_MS)
+      return { gateway, admin, monitor }
     } catch (err) {
+      await admin?.stop()
       await gateway.stop().catch(() => {})
       throw err
     }
-    // the status page and metrics read the embedded store's queue and spool
-    if (opts.admin) opts.log.warn('the admin listener (status page, metrics) is not available on a shared store yet; serve runs without it')
-    return { gateway }
   }
   // a temporary listener serves only the protocols the inventory has: an httpv2-only site does not
   // need UDP 7998 or an MQTT broker for a one-shot reboot
@@ -56,11 +63,7 @@ export async function startGateway(
   let admin: AdminServer | undefined
   try {
     await gateway.start()
-    if (opts.admin) {
-      admin = new AdminServer(control.monitor(), { ...opts.admin, log: opts.log, tls: gateway.tls })
-      await admin.start()
-      gateway.bound.admin_port = admin.port
-    }
+    if (opts.admin) admin = await startAdmin(gateway, control.monitor(), opts.admin, opts.log)
   } catch (err) {
     // a protocol that could not bind its port (UDP 7998 taken, say) must not leave the HTTP port open
     await admin?.stop()
@@ -69,6 +72,13 @@ export async function startGateway(
     throw err
   }
   return { gateway, control, admin }
+}
+
+async function startAdmin(gateway: Gateway, monitor: GatewayMonitor, opts: { port: number; bind: string; token?: string }, log: Logger): Promise<AdminServer> {
+  const admin = new AdminServer(monitor, { ...opts, log, tls: gateway.tls })
+  await admin.start()
+  gateway.bound.admin_port = admin.port
+  return admin
 }
 
 function protocolsInUse(home: string): Set<Protocol> {

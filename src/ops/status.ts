@@ -1,5 +1,14 @@
 import { ControlClient } from '../gateway/control.js'
+import { reportedStatus } from '../gateway/status.js'
+import type { Store } from '../store/interface.js'
 import type { GatewayStatus, StatusDocument } from '../types/status.js'
+
+/** The gateways working on a shared store, as each last reported itself there (every few seconds). */
+export async function readStoreStatus(store: Store): Promise<StatusDocument> {
+  const now = Date.now()
+  const live = await store.gateways.live()
+  return { ok: live.length > 0, store: store.description, gateways: live.map((g) => reportedStatus(g, now)) }
+}
 
 /**
  * The gateways running for this DOORCTL_HOME, asked through the control socket. A list: once

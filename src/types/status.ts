@@ -5,6 +5,8 @@
 export interface StatusDocument {
   /** true when at least one gateway is up. */
   ok: boolean
+  /** A shared store the gateways work on (never a password): their figures are the whole site's. */
+  store?: string
   gateways: GatewayStatus[]
 }
 
@@ -23,6 +25,10 @@ export interface SilentDevice {
 }
 
 export interface GatewayStatus {
+  /** Its id in a shared store. */
+  id?: string
+  /** On a shared store: doors online whose latest call reached this gateway (the other figures are the whole site's). */
+  devices_here?: number
   pid: number
   host: string
   mode: 'serve' | 'temporary'

@@ -84,6 +84,39 @@ describe.skipIf(missing)(`two gateways on one PostgreSQL${missing ? ` (cannot ru
     }, 30_000, 'every device online')
   }, 60_000)
 
+  it('status from any machine: `doorctl status --store` lists both gateways, and each admin listener shows the whole site', async () => {
+    type Doc = { ok: boolean; store: string; gateways: { id: string; pid: number; devices: { online: number; total: number }; devices_here: number; problems: string[] }[] }
+    let doc: Doc | undefined
+    await until(async () => {
+      const r = await run(['status', '--json'])
+      doc = r.code === 0 ? r.json() as Doc : undefined
+      return doc !== undefined && doc.gateways.length === 2 && doc.gateways.every((g) => g.devices.online === 6 && g.problems.length === 0) &&
+        doc.gateways.reduce((n, g) => n + g.devices_here, 0) === 6
+    }, 30_000, 'both gateways reporting all 6 devices online, each calling one of them')
+    expect(doc!.store).toMatch(/^postgres:\/\/.*127\.0\.0\.1/)
+    expect(doc!.gateways.map((g) => g.pid).sort()).toEqual(gws.map((g) => g.proc!.child.pid).sort())
+    // h1, w1 and u1 call gateway 0; h2, w2 and u2 gateway 1
+    expect(doc!.gateways.map((g) => g.devices_here)).toEqual([3, 3])
+    const human = await run(['status'])
+    expect(human.code).toBe(0)
+    expect(human.stdout).toContain('2 gateways')
+    expect(human.stdout).toMatch(/devices 6 online \(3 calling this gateway\)/)
+
+    const admin = (g: Gw) => (JSON.parse(g.proc!.out.stdout.split('\n')[0]) as { admin_port: number }).admin_port
+    const get = async (g: Gw, path: string) => {
+      const res = await fetch(`http://127.0.0.1:${admin(g)}${path}`)
+      return { status: res.status, text: await res.text() }
+    }
+    const api = JSON.parse((await get(gws[0], '/api/status')).text) as Doc
+    expect(api.store).toBe(doc!.store)
+    expect(api.gateways.map((g) => g.id).sort()).toEqual(doc!.gateways.map((g) => g.id).sort())
+    const view = JSON.parse((await get(gws[1], '/api/view')).text) as { devices: { name: string; online: boolean }[] }
+    expect(view.devices.map((d) => [d.name, d.online])).toEqual(['h1', 'h2', 'u1', 'u2', 'w1', 'w2'].map((n) => [n, true]))
+    const metrics = (await get(gws[0], '/metrics')).text
+    for (const protocol of ['httpv2', 'udp', 'wsjson']) expect(metrics).toContain(`doorctl_devices{protocol="${protocol}",state="online"} 2`)
+    expect((await get(gws[1], '/healthz')).status).toBe(200)
+  }, 60_000)
+
   it('reboot --tag from a third process: every device once, whichever gateway it calls', async () => {
     const r = await run(['device', 'reboot', '--tag', 'reboots', '--json', '--timeout', '30s'])
     expect(r.code, r.stdout + r.stderr).toBe(0)
@@ -150,6 +183,11 @@ describe.skipIf(missing)(`two gateways on one PostgreSQL${missing ? ` (cannot ru
     // the gateways answer with errors while they cannot store it: never acknowledged meanwhile
     await until(() => gws[1].proc!.out.stderr.includes('store write failed'), 20_000, 'a failed store write in the log')
     expect(h[1].acknowledgedRecords()).not.toContain(id)
+    // the admin listener's health check says so
+    const port = (JSON.parse(gws[1].proc!.out.stdout.split('\n')[0]) as { admin_port: number }).admin_port
+    await until(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 503, 20_000, '/healthz 503 while the store is down')
+    const health = await (await fetch(`http://127.0.0.1:${port}/healthz`)).json() as { reason: string }
+    expect(health.reason).toMatch(/cannot read the store postgres:/)
     pg.start()
     await until(() => h[1].acknowledgedRecords().includes(id), 60_000, 'the record acknowledged once the store is back')
     const pull = await run(['records', 'pull', 'h2', '--format', 'ndjson'])
@@ -209,5 +247,23 @@ describe.skipIf(missing)(`two gateways on one PostgreSQL${missing ? ` (cannot ru
     // commands queued now are carried by gateway 1, wsjson through its new socket
     const after = await run(['device', 'reboot', 'h1', '--json', '--timeout', '30s'])
     expect(after.code, after.stdout + after.stderr).toBe(0)
+    // its lease ran out: `doorctl status` lists the survivor only, which every door but u1 now calls (u1 knows only the dead one's address)
+    let last = ''
+    await until(async () => {
+      const st = (await run(['status', '--json'])).json() as { gateways: { pid: number; devices_here: number; devices: { online: number } }[] }
+      last = JSON.stringify(st.gateways.map((g) => ({ pid: g.pid, here: g.devices_here, online: g.devices.online })))
+      return st.gateways.length === 1 && st.gateways[0].pid === gws[1].proc!.child.pid && st.gateways[0].devices_here === 5
+    }, 30_000, () => `status: one gateway, five doors calling it; last ${last}`)
   }, 150_000)
+
+  it('no gateway left on the store: `doorctl status` exits 1 and says so', async () => {
+    gws[1].proc!.child.kill('SIGTERM')
+    await gws[1].proc!.exited
+    const r = await run(['status', '--json'])
+    expect(r.code).toBe(1)
+    expect(r.json()).toMatchObject({ ok: false, gateways: [] })
+    const human = await run(['status'])
+    expect(human.code).toBe(1)
+    expect(human.stdout).toMatch(/no gateway is working on the store postgres:/)
+  }, 60_000)
 })

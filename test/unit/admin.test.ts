@@ -8,6 +8,8 @@ import { AdminServer } from '../../src/gateway/admin/server.js'
 import { handler as httpv2 } from '../../src/drivers/httpv2/gateway.js'
 import { adminAccess, bearerMatches, isLoopback } from '../../src/gateway/admin/token.js'
 import { RecordActivity } from '../../src/gateway/activity.js'
+import { reportedStatus } from '../../src/gateway/status.js'
+import { renderStatus } from '../../src/cli/render.js'
 import { GatewayStore } from '../../src/store/gateway-store.js'
 import { UsageError } from '../../src/types/errors.js'
 import type { Logger } from '../../src/types/driver.js'
@@ -176,5 +178,31 @@ describe('refused contacts on the status page', () => {
       await gateway.stop()
       home.cleanup()
     }
+  })
+})
+
+describe('several gateways on a shared store in `doorctl status`', () => {
+  const info = { id: '5f0c2d9e-1111-4222-8333-944445555666', host: 'gw-b', pid: 4242, ports: { http: 8090, udp: 7998 }, startedAt: Date.parse('2026-12-01T08:00:00Z'), leaseUntil: Date.parse('2026-12-03T08:00:15Z') }
+  const now = Date.parse('2026-12-03T08:00:00Z')
+
+  it('a gateway that reported is shown as it reported, uptime from the store; one that has not yet says so', () => {
+    const reported = reportedStatus({ ...info, status: { pid: 4242, host: 'gw-b', mode: 'serve', devices: { total: 3, online: 2, offline: 1, by_protocol: {} }, queue_depth: { total: 0, by_protocol: {} }, uptime_seconds: 1, problems: [] } }, now)
+    expect(reported).toMatchObject({ id: info.id, pid: 4242, devices: { online: 2 }, uptime_seconds: 172_800 })
+    const silent = reportedStatus({ ...info, status: { nonsense: true } }, now)
+    expect(silent).toMatchObject({ id: info.id, pid: 4242, host: 'gw-b', ports: { http: 8090, udp: 7998 }, uptime_seconds: 172_800, devices: { total: 0 } })
+    expect(silent.problems).toEqual(['this gateway has not reported its figures to the store yet'])
+    expect(silent.started_at).toMatch(/[+-]\d\d:\d\d$/)
+  })
+
+  it('the human rendering names the store once and each gateway by its short id, with the doors calling it', () => {
+    const lines: string[] = []
+    const g = { ...reportedStatus(info, now), devices_here: 1, problems: [] }
+    renderStatus({ ok: true, store: 'postgres://doorctl@127.0.0.1:5432/doorctl', gateways: [g] }, (l) => lines.push(l), false)
+    expect(lines[0]).toBe("store postgres://doorctl@127.0.0.1:5432/doorctl: 1 gateway; each one's figures are the whole site's")
+    expect(lines[1]).toMatch(/^gateway 5f0c2d9e pid 4242 on gw-b \(serve\), up 2d 0h/)
+    expect(lines[2]).toMatch(/^devices 0 online \(1 calling this gateway\)/)
+    const none: string[] = []
+    renderStatus({ ok: false, store: 'postgres://doorctl@127.0.0.1:5432/doorctl', gateways: [] }, (l) => none.push(l), false)
+    expect(none).toEqual(['no gateway is working on the store postgres://doorctl@127.0.0.1:5432/doorctl (start one with `doorctl serve --store …`)'])
   })
 })

@@ -3,8 +3,9 @@ import { COMMAND_STATUS, type GatewayMonitor } from '../status.js'
 
 /**
  * The gateway's Prometheus metrics, in a registry of its own. Gauges are computed when scraped
- * (collect callbacks over the monitor); counters are fed by the gateway's hooks (a command
- * finished, a record spooled, a device's request answered).
+ * (collect callbacks over the monitor, refreshed first); counters are fed by the gateway's hooks
+ * (a command finished, a record spooled, a device's request answered) and so count what this
+ * gateway did, while the gauges on a shared store show the whole site.
  */
 export function createMetrics(monitor: GatewayMonitor): Registry {
   const register = new Registry()
@@ -33,7 +34,7 @@ export function createMetrics(monitor: GatewayMonitor): Registry {
       this.reset()
       const depth: Record<string, number> = {}
       for (const d of gw.devices()) depth[d.protocol] = 0
-      for (const c of gw.store.openCommandCounts()) depth[c.protocol] = (depth[c.protocol] ?? 0) + c.count
+      for (const c of monitor.figures.openCommandCounts()) depth[c.protocol] = (depth[c.protocol] ?? 0) + c.count
       for (const [protocol, n] of Object.entries(depth)) this.set({ protocol }, n)
     },
   })

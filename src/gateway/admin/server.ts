@@ -87,9 +87,10 @@ export class AdminServer {
     }
   }
 
-  /** The gateway's status: what `doorctl status --json` prints. */
-  statusDocument(): StatusDocument {
-    return { ok: true, gateways: [this.monitor.status()] }
+  /** The gateway's status (on a shared store, every gateway's): what `doorctl status --json` prints. */
+  async statusDocument(): Promise<StatusDocument> {
+    await this.monitor.refresh()
+    return this.monitor.document()
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -111,18 +112,21 @@ export class AdminServer {
     }
     switch (path) {
       case '/metrics': {
+        await this.monitor.refresh()
         const text = await this.registry.metrics()
         res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' })
         res.end(text)
         return
       }
       case '/healthz': {
+        await this.monitor.refresh()
         const problems = this.monitor.problems()
         return sendJson(res, problems.length === 0 ? 200 : 503, problems.length === 0 ? { ok: true } : { ok: false, reason: problems.join('; '), problems })
       }
       case '/api/status':
-        return sendJson(res, 200, this.statusDocument())
+        return sendJson(res, 200, await this.statusDocument())
       case '/api/view':
+        await this.monitor.refresh()
         return sendJson(res, 200, this.monitor.view())
       case '/api/events':
         return this.stream(req, res)
@@ -145,11 +149,13 @@ export class AdminServer {
       }
     })
     this.last = { key: '', at: 0 }
-    this.tick()
-    this.ticker ??= setInterval(() => this.tick(), this.opts.tickMs ?? 1000).unref()
+    void this.tick()
+    this.ticker ??= setInterval(() => void this.tick(), this.opts.tickMs ?? 1000).unref()
   }
 
-  private tick(): void {
+  private async tick(): Promise<void> {
+    if (this.streams.size === 0) return
+    await this.monitor.refresh()
     if (this.streams.size === 0) return
     // what a change is: not the clock or the devices' last-seen times, which move with each heartbeat
     const now = Date.now()
