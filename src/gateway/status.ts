@@ -160,7 +160,12 @@ export class GatewayMonitor {
     const commands: CommandView[] = this.figures.recentCommands(now - HOUR).map(commandView)
     const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: isoWithOffset(new Date(d.lastSeen)) }))
     const refused = [...this.refused.values()].reverse()
-    return { now: isoWithOffset(new Date(now)), gateway: status, devices, discovered, commands, records_per_minute: this.figures.perMinuteLastHour(now), refused }
+    const shared = this.gateway.shared
+    const site = shared && {
+      store: shared.store.description,
+      other_gateways: this.figures.otherGateways().map((g) => ({ id: g.id, host: g.host, pid: g.pid, devices_here: (g.status as GatewayStatus | undefined)?.devices_here ?? null })),
+    }
+    return { now: isoWithOffset(new Date(now)), gateway: status, devices, discovered, commands, records_per_minute: this.figures.perMinuteLastHour(now), refused, ...site }
   }
 
   private build(now: number, checkStore: boolean): { status: GatewayStatus; devices: DeviceView[] } {

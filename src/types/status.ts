@@ -84,6 +84,9 @@ export interface StatusView {
   records_per_minute: number[]
   /** Contacts the gateway refused (source pinning, broker credentials and ACLs), per device, address and reason; latest first. */
   refused: RefusedView[]
+  /** On a shared store: where (never a password), and the other live gateways as they last reported. */
+  store?: string
+  other_gateways?: { id: string; host: string; pid: number; devices_here: number | null }[]
 }
 
 export interface RefusedView {

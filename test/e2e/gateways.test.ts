@@ -110,8 +110,10 @@ describe.skipIf(missing)(`two gateways on one PostgreSQL${missing ? ` (cannot ru
     const api = JSON.parse((await get(gws[0], '/api/status')).text) as Doc
     expect(api.store).toBe(doc!.store)
     expect(api.gateways.map((g) => g.id).sort()).toEqual(doc!.gateways.map((g) => g.id).sort())
-    const view = JSON.parse((await get(gws[1], '/api/view')).text) as { devices: { name: string; online: boolean }[] }
+    const view = JSON.parse((await get(gws[1], '/api/view')).text) as { devices: { name: string; online: boolean }[]; store: string; other_gateways: { pid: number }[] }
     expect(view.devices.map((d) => [d.name, d.online])).toEqual(['h1', 'h2', 'u1', 'u2', 'w1', 'w2'].map((n) => [n, true]))
+    expect(view.store).toBe(doc!.store)
+    expect(view.other_gateways.map((g) => g.pid)).toEqual([gws[0].proc!.child.pid])
     const metrics = (await get(gws[0], '/metrics')).text
     for (const protocol of ['httpv2', 'udp', 'wsjson']) expect(metrics).toContain(`doorctl_devices{protocol="${protocol}",state="online"} 2`)
     expect((await get(gws[1], '/healthz')).status).toBe(200)

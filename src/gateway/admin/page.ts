@@ -165,7 +165,7 @@ function render(){
   var off=ds.filter(function(d){return !d.online}).length;
   var sil=ds.filter(function(d){return d.online&&d.silent}).length;
   var qd=ds.filter(function(d){return d.queued>0}).length;
-  $('host').textContent=g.host+' \\u00b7 pid '+g.pid;
+  $('host').textContent=g.host+' \\u00b7 pid '+g.pid+(view.store?' \\u00b7 '+g.devices_here+' doors call this gateway, '+view.other_gateways.reduce(function(n,o){return n+(o.devices_here||0)},0)+' call the '+view.other_gateways.length+' other'+(view.other_gateways.length===1?'':'s')+' on '+view.store:'');
   var rpm=view.records_per_minute,max=Math.max.apply(null,rpm.concat([1]));
   $('tiles').innerHTML=
     tile('Online',(ds.length-off)+' <small>/ '+ds.length+'</small>','',Object.keys(g.devices.by_protocol).sort().map(function(p){var c=g.devices.by_protocol[p];return p+' '+c.online+'/'+(c.online+c.offline)}).join(' \u00b7 '))+
