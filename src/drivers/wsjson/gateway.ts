@@ -181,7 +181,7 @@ class WsjsonGateway {
   private bad(conn: Conn, reason: string, reply: boolean, text: string): void {
     conn.bad++
     this.ctx.log.warn('wsjson malformed frame', { from: conn.address, device: conn.state?.name, reason, frame: text.slice(0, 120) })
-    if (reply) this.devices.send(conn, response(CODE.error, reason))
+    if (reply) this.devices.reply(conn, response(CODE.error, reason))
     if (conn.bad >= this.maxBadFrames) {
       this.ctx.log.warn('wsjson connection closed after repeated malformed frames', { from: conn.address, device: conn.state?.name, frames: conn.bad })
       conn.ws.close(1008, 'too many malformed frames')
@@ -193,7 +193,7 @@ class WsjsonGateway {
   private register(conn: Conn, info: RegisterInfo): void {
     const entry = this.ctx.findDevice('wsjson', info.sn, conn.address.replace(/:\d+$/, ''))
     if (entry === REFUSED) {
-      this.devices.send(conn, response(CODE.error, 'not allowed from this address'))
+      this.devices.reply(conn, response(CODE.error, 'not allowed from this address'))
       conn.ws.close(1008, 'not allowed from this address')
       return
     }
@@ -201,7 +201,7 @@ class WsjsonGateway {
     if (!entry) {
       // CLI.md: an unknown device's register is answered with code 500, remembered as discovered, not served
       this.ctx.discovered('wsjson', info.sn, conn.address, details)
-      this.devices.send(conn, response(CODE.error, `unknown device ${info.sn}: add it with doorctl device add NAME --protocol wsjson --sn ${info.sn}`))
+      this.devices.reply(conn, response(CODE.error, `unknown device ${info.sn}: add it with doorctl device add NAME --protocol wsjson --sn ${info.sn}`))
       conn.ws.close(1008, 'unknown device')
       return
     }
@@ -214,7 +214,7 @@ class WsjsonGateway {
     state.register = { ...info, at: Date.now(), address: conn.address }
     this.ctx.touch(entry, conn.address, details)
     this.ctx.setState(state.name, 'register', state.register)
-    this.devices.send(conn, registerAnswer(this.devices.heartbeatSeconds))
+    this.devices.reply(conn, registerAnswer(this.devices.heartbeatSeconds))
     if (old && old !== conn) {
       this.ctx.log.info('wsjson device connected again; closing its previous connection', { device: state.name })
       old.ws.terminate()
@@ -242,7 +242,7 @@ class WsjsonGateway {
       state.offset = offset
       this.ctx.setState(state.name, 'utcOffsetMinutes', offset)
     }
-    this.devices.send(conn, response(CODE.ok))
+    this.devices.reply(conn, response(CODE.ok))
   }
 
   /** For a caller in the gateway's own process: compareUser on a connected device. */
