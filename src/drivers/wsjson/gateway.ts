@@ -16,8 +16,10 @@
  *   deleteUser per id (`all`: selectUser, then each). listPeople: selectUser (203). enrollFace:
  *   editUser with the photo. checkFace: compareUser (204).
  *   repostRecords with `eventIds`: queryEvent (208) for each.
- * - Records: type-1 events are spooled (once per eventid) before the device is answered 200; an
- *   event that arrives without its details is answered 200 and fetched with queryEvent (catch-up).
+ * - Records: type-1 events are spooled (once per eventid) and committed before the device is
+ *   answered 200 (500 when the store cannot take them: the device sends them again; answers keep
+ *   the order of the device's messages); an event that arrives without its details is answered
+ *   200 and fetched with queryEvent (catch-up).
  *   Type-2 events (a person enrolled on the device) are logged and kept in per-device state.
  * - Malformed frames are logged and answered with a 500 response; a connection that sends
  *   `maxBadFrames` of them in a row is closed. Nothing a device sends can stop the gateway.
