@@ -41,11 +41,12 @@ const INVENTORY_RECHECK_MS = 200
 const INVENTORY_MISS_RECHECK_MS = 10
 
 /**
- * The HTTP request a protocol's code runs for, if any: its writes join the store's group commit,
- * and its answer waits for that commit (on disk before the device hears it). Writes made
- * anywhere else (WebSocket, MQTT, UDP, timers, or after the answer) commit on their own.
+ * What a protocol's code runs for, if anything waits for its writes: an HTTP request, or a
+ * `ctx.durable` call (a record on a held connection, a command's frame). Its writes join the
+ * store's group commit, and its answer waits for that commit (on disk before the device hears it).
+ * Writes made anywhere else (timers, or after the answer) commit on their own.
  */
-const httpRequest = new AsyncLocalStorage<{ answered: boolean; writes?: Promise<unknown>[] }>()
+const writeScope = new AsyncLocalStorage<{ answered: boolean; writes?: Promise<unknown>[] }>()
 
 /**
  * Hooks for what watches the gateway (metrics, the status page): called synchronously, so each
@@ -241,7 +242,7 @@ export class Gateway {
     const started = performance.now()
     let status = 500
     try {
-      const res = await httpRequest.run(scope, () => route.handle(req))
+      const res = await writeScope.run(scope, () => route.handle(req))
       status = res.status ?? 200
       return res
     } finally {
@@ -306,30 +307,52 @@ export class Gateway {
    * so a record it was told was received is always stored.
    */
   private async answerShared(route: Route, req: GatewayRequest): Promise<GatewayResponse> {
+    const { value: res, failed } = await this.committedWrites(() => route.handle(req))
+    if (!failed) return res
+    if (failed instanceof ClaimLost) this.log.debug('command claimed by another gateway', { error: failed.message })
+    else this.log.warn('store write failed: device answered with an error', { path: req.path, error: failed.message })
+    return { status: 503, json: { Success: 0, code: 503, Message: 'gateway store unavailable, try again' } }
+  }
+
+  /** On a shared store: runs `fn` in a write scope of its own; `failed` is the first of its writes that did not commit. */
+  private async committedWrites<T>(fn: () => T | Promise<T>): Promise<{ value: T; failed?: Error }> {
     const scope = { answered: false, writes: [] as Promise<unknown>[] }
     try {
-      const res = await httpRequest.run(scope, () => route.handle(req))
+      const value = await writeScope.run(scope, fn)
       const failed = (await Promise.allSettled(scope.writes)).find((r) => r.status === 'rejected')
-      if (!failed) return res
-      const err = failed.reason as Error
-      if (err instanceof ClaimLost) this.log.debug('command claimed by another gateway', { error: err.message })
-      else this.log.warn('store write failed: device answered with an error', { path: req.path, error: err.message })
-      return { status: 503, json: { Success: 0, code: 503, Message: 'gateway store unavailable, try again' } }
+      return { value, failed: failed ? (failed.reason as Error) : undefined }
     } finally {
       scope.answered = true
     }
   }
 
+  /** ctx.durable: `fn`'s value once its writes are committed (on the embedded store they are when they return, or with the open group). */
+  private durable<T>(fn: () => T): Promise<T> {
+    if (this.shared) {
+      return this.committedWrites(fn).then(({ value, failed }) => {
+        if (failed) throw failed
+        return value
+      })
+    }
+    try {
+      const value = fn()
+      const scope = writeScope.getStore()
+      return scope && !scope.answered ? this.store.committed().then(() => value) : Promise.resolve(value)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
   /** A write to the shared store: an HTTP answer waits for it, else a failure is logged. */
   private track(write: Promise<unknown>): void {
-    const scope = httpRequest.getStore()
+    const scope = writeScope.getStore()
     if (scope?.writes && !scope.answered) scope.writes.push(write)
     else write.catch((err: Error) => { if (!(err instanceof ClaimLost)) this.log.warn('store write failed', { error: err.message }) })
   }
 
   /** A write from a protocol: grouped when an HTTP answer waits for it, else committed at once. */
   private durably<T>(write: () => T): T {
-    const scope = httpRequest.getStore()
+    const scope = writeScope.getStore()
     return scope && !scope.answered ? this.store.grouped(write) : write()
   }
 
@@ -701,8 +724,8 @@ export class Gateway {
     return now
   }
 
-  /** What both contexts share: nothing of it touches the store. */
-  private makeLocalParts(): Pick<GatewayContext, 'log' | 'settings' | 'home' | 'tls' | 'devices' | 'unpublish' | 'refused' | 'findDevice' | 'heartbeat' | 'authorize' | 'publish' | 'onQueued'> {
+  /** What both contexts share: nothing of it writes to the store itself. */
+  private makeLocalParts(): Pick<GatewayContext, 'log' | 'settings' | 'home' | 'tls' | 'devices' | 'unpublish' | 'refused' | 'findDevice' | 'heartbeat' | 'authorize' | 'publish' | 'onQueued' | 'durable'> {
     return {
       log: this.log,
       settings: this.settings,
@@ -720,6 +743,7 @@ export class Gateway {
         return `${this.tls ? 'https' : 'http'}://${host}/doorctl/files/${encodeURIComponent(name)}`
       },
       onQueued: (listener) => this.events.on('queued', listener),
+      durable: (fn) => this.durable(fn),
     }
   }
 }

@@ -38,6 +38,8 @@ export class SharedGatewayState {
   private devices: DeviceEntry[] = []
   private readonly states = new Map<string, Map<string, unknown>>()
   private readonly open = new Map<string, QueuedCommand[]>()
+  /** Claims being committed, by command id. */
+  private readonly claims = new Map<number, Promise<void>>()
   private readonly presence = new Map<string, PresenceEntry>()
   private readonly dirtyPresence = new Set<string>()
   private readonly discovered = new Map<string, DiscoveredEntry>()
@@ -164,17 +166,30 @@ export class SharedGatewayState {
     return undefined
   }
 
-  /** Claims a command the protocol is handing to its device; rejects (ClaimLost) when another gateway has it. */
+  /**
+   * Claims a command the protocol is handing to its device; the tracked write rejects (ClaimLost)
+   * when another gateway has it. Asked again while its claim is in flight, the same claim is
+   * tracked, so nobody sends the command before it is committed.
+   */
   delivered(id: number): void {
+    const inFlight = this.claims.get(id)
+    if (inFlight) return this.track(inFlight)
     const c = this.command(id)
     if (!c || c.gateway === this.gatewayId) return
+    const before = { state: c.state, gateway: c.gateway }
     c.state = 'delivered'
     c.gateway = this.gatewayId
-    this.track(this.store.commands.claim(c.device, this.gatewayId, { id }).then((got) => {
+    const claim = this.store.commands.claim(c.device, this.gatewayId, { id }).then((got) => {
       if (got) return
       void this.reload([c.device])
       throw new ClaimLost(`command ${id} for ${c.device} was taken by another gateway`)
-    }))
+    }, (err: unknown) => {
+      // not claimed (the store is down): the next delivery claims again
+      if (c.gateway === this.gatewayId) Object.assign(c, before)
+      throw err
+    }).finally(() => this.claims.delete(id))
+    this.claims.set(id, claim)
+    this.track(claim)
   }
 
   progress(id: number, result: CommandResult): void {

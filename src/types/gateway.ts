@@ -159,6 +159,13 @@ export interface GatewayContext {
   finish(id: number, state: 'acknowledged' | 'failed', result: CommandResult): void
   /** Store a record durably (once per device+recordId). Resolves true if new. Must complete before the device is told it was received. */
   spool(record: SpoolRecord): boolean
+  /**
+   * For code that answers a device outside an HTTP request (held connections, UDP, timers): runs
+   * `fn` and resolves with its value once every store write it made is committed; rejects with the
+   * first that failed (the store is down, or `ClaimLost`: another gateway delivers the command).
+   * Acknowledge a record, or send a command's frame, only in its `then`.
+   */
+  durable<T>(fn: () => T): Promise<T>
   /** Decision for an online authorization request (serve --authorize). */
   authorize(device: DeviceEntry, userId: string): boolean
   /** Serve bytes at a gateway URL for devices to download (photos); returns the absolute URL the device can use. */

@@ -89,4 +89,26 @@ describe.skipIf(missing)(`two gateways' shared state on one PostgreSQL${missing 
     }, 30_000, 'the store back')
     expect((await stores[2].records.after('d1', 0, 10)).map((x) => x.recordId)).toEqual(['r-1', 'r-2'])
   }, 60_000)
+
+  it('a claim that did not commit (the store down) is made again, not taken as done; one in flight is waited for again', async () => {
+    const [cmd] = await stores[2].commands.enqueue([{ device: 'd1', protocol: 'httpv2', kind: 'reboot', payload: {}, expiresAt: Date.now() + 60_000 }])
+    await until(() => states[0].pending('d1').some((c) => c.id === cmd.id), 10_000, 'the command cached')
+    pg.stop()
+    try {
+      const down = await tracked(states[0], () => states[0].delivered(cmd.id))
+      expect(down.map((r) => r.status)).toEqual(['rejected'])
+    } finally {
+      pg.start()
+    }
+    expect(states[0].command(cmd.id)).toMatchObject({ state: 'queued' })
+    await until(async () => {
+      // asked twice in the same moment: both wait for the one claim
+      const both = await tracked(states[0], () => {
+        states[0].delivered(cmd.id)
+        states[0].delivered(cmd.id)
+      })
+      return both.length === 2 && both.every((r) => r.status === 'fulfilled')
+    }, 30_000, 'claimed once the store is back')
+    expect(await stores[2].commands.get(cmd.id)).toMatchObject({ state: 'delivered', gateway: states[0].id })
+  }, 60_000)
 })

@@ -213,7 +213,7 @@ export class Delivery implements DeliveryPart {
   }
 
   private newJob(cmd: QueuedCommand): Job {
-    return { cmd, steps: [], next: 0, seq: 0, sending: false, attempts: 0, people: new Map(), outcomes: new Map(), order: [], enrollOnly: false, files: [], claimed: false, done: false }
+    return { cmd, steps: [], next: 0, seq: 0, sending: false, attempts: 0, people: new Map(), outcomes: new Map(), order: [], enrollOnly: false, files: [], claimed: false, delivered: false, done: false }
   }
 
   /** Sets a command up as steps; undefined when it finished right away. */
@@ -345,12 +345,16 @@ export class Delivery implements DeliveryPart {
         job.sending = false
         return this.sendNext(dev, job)
       }
+      if (!job.delivered) {
+        // its first frame goes out once this gateway's claim of the command is committed (on a shared store another gateway may have it)
+        await this.ctx.durable(() => this.ctx.delivered(job.cmd.id))
+        job.delivered = true
+      }
       const now = this.core.channel(dev)
       if (job.done || dev.job !== job || !now || now.session !== ch.session) return
       const cmdId = `${this.core.gwId}-${job.cmd.id}-${++job.seq}`
       job.inflight = { step, cmdId, session: now.session }
       if (job.list && step.what === 'query') job.list.open = true
-      this.ctx.delivered(job.cmd.id)
       now.send(step.what === 'reboot' ? rebootCommand(cmdId) : command(step.funcId, cmdId, params, { imme: step.imme }))
       this.ctx.log.debug('best command sent', { device: dev.name, id: job.cmd.id, funcId: step.funcId, cmdId, via: now.kind })
     } catch (err) {

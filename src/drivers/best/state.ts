@@ -92,6 +92,8 @@ export interface Job {
   sync?: { epochMs: number; offset: number; since: number; responded: boolean; answered?: string }
   files: string[]
   claimed: boolean
+  /** Its command's claim (delivered by this gateway) is committed: its frames may go out. */
+  delivered: boolean
   timer?: NodeJS.Timeout
   done: boolean
 }

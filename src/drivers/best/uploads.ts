@@ -82,20 +82,17 @@ export class Uploads {
     }
     if (problems.length > 0) this.ctx.log.warn('best verify logs skipped', { device: dev.name, from: ch.address, problems })
     if (records.length === 0) return answer(CODE.badRequest, problems.join('; '))
-    try {
+    // committed (spooled, or held in the gateway's state for its photo) before the device hears success
+    this.ctx.durable(() => {
       // a device sends a log's photo right after the log: logs held from an earlier message get no
       // photo any more, and go to the spool first, so the spool keeps the order they came in
       const fresh = new Set(records.map((r) => r.recordId))
       for (const id of [...dev.held.keys()]) if (!fresh.has(id)) this.flushHeld(dev, id)
-      // on disk (spooled, or held in the gateway's state for its photo) before the device hears success
       for (const r of records) this.acceptRecord(dev, r)
-    } catch (err) {
+    }).then(() => answer(CODE.ok, problems.length > 0 ? `${records.length} stored, ${problems.length} unreadable` : 'success'), (err: Error) => {
       this.ctx.log.warn('best could not store verify logs; the device will send them again', { device: dev.name, error: String(err) })
-      const r = reply(m, CODE.storeFailed, 'could not store the records: send them again')
-      ch.send(r)
-      return
-    }
-    answer(CODE.ok, problems.length > 0 ? `${records.length} stored, ${problems.length} unreadable` : 'success')
+      ch.send(reply(m, CODE.storeFailed, 'could not store the records: send them again'))
+    })
   }
 
   /** A device that takes photos sends a verify log's photo right after it: the log waits for it, durably. */
@@ -114,21 +111,34 @@ export class Uploads {
       this.ctx.spool({ ...record, photo: stray.photo })
       return
     }
-    if (dev.held.has(record.recordId) || !this.expectsPhotos(dev)) {
-      if (!dev.held.has(record.recordId)) this.ctx.spool(record)
-      return
-    }
-    const timer = setTimeout(() => this.core.safe('verify log', () => this.flushHeld(dev, record.recordId)), this.o.photoWaitMs)
-    timer.unref()
-    dev.held.set(record.recordId, { record, timer })
+    // a log sent again while held: its hold is written again (the first write may not have committed)
+    if (!dev.held.has(record.recordId) && !this.expectsPhotos(dev)) return void this.ctx.spool(record)
+    if (!dev.held.has(record.recordId)) dev.held.set(record.recordId, { record, timer: this.photoWait(dev, record.recordId) })
     this.persistHeld(dev)
+  }
+
+  /** The wait for a held log's photo: then the log goes to the spool without one. */
+  private photoWait(dev: Dev, id: string): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      this.spoolHeld(dev, id).catch((err: Error) => this.ctx.log.warn('best could not store a held verify log; tried again later', { device: dev.name, log: id, error: err.message }))
+    }, this.o.photoWaitMs)
+    timer.unref()
+    return timer
+  }
+
+  /** A held log (with its photo, if it came) to the spool; if that does not commit it is held again, and tried again after the next wait. */
+  private spoolHeld(dev: Dev, id: string, photo?: Buffer): Promise<void> {
+    const h = dev.held.get(id)
+    return this.ctx.durable(() => this.flushHeld(dev, id, photo)).catch((err: Error) => {
+      if (h && !dev.held.has(id)) dev.held.set(id, { record: h.record, timer: this.photoWait(dev, id) })
+      throw err
+    })
   }
 
   private extendHolds(dev: Dev): void {
     for (const [id, h] of dev.held) {
       clearTimeout(h.timer)
-      h.timer = setTimeout(() => this.core.safe('verify log', () => this.flushHeld(dev, id)), this.o.photoWaitMs)
-      h.timer.unref()
+      h.timer = this.photoWait(dev, id)
     }
   }
 
@@ -165,11 +175,16 @@ export class Uploads {
   verifyPhoto(dev: Dev, m: BestMessage, answer: (code: string, message: string) => void): void {
     const photos = verifyPhotos(m)
     if ('error' in photos) return answer(CODE.badRequest, photos.error)
+    const stored: Promise<void>[] = []
     for (const ph of photos) {
       let data = ph.content
       if (!data && ph.fileId) {
         const f = dev.files.get(ph.fileId)
-        if (!f || !f.done) return answer(CODE.notFound, `no complete upload ${ph.fileId}: upload the file again`)
+        if (!f || !f.done) {
+          // what was stored before it stays stored (or held again); the device is told to send again
+          void Promise.allSettled(stored)
+          return answer(CODE.notFound, `no complete upload ${ph.fileId}: upload the file again`)
+        }
         data = f.data
       }
       if (!data || data.length === 0) continue
@@ -179,14 +194,8 @@ export class Uploads {
         for (const [k, h] of dev.held) if (h.record.userId === ph.pin) id = k
         if (id === '') this.ctx.log.info('best verify photo names no log and no log of its pin waits: not kept', { device: dev.name, pin: ph.pin })
       }
-      if (id !== '' && dev.held.has(id)) {
-        try {
-          this.flushHeld(dev, id, data)
-        } catch (err) {
-          this.ctx.log.warn('best could not store a verify photo; the device will send it again', { device: dev.name, error: String(err) })
-          return answer(CODE.storeFailed, 'could not store the photo: send it again')
-        }
-      } else if (id !== '') {
+      if (id !== '' && dev.held.has(id)) stored.push(this.spoolHeld(dev, id, data))
+      else if (id !== '') {
         // the log has not come yet (or was stored already): keep the photo a while for it
         const old = dev.strayPhotos.get(id)
         if (old) clearTimeout(old.timer)
@@ -199,7 +208,11 @@ export class Uploads {
       }
       if (ph.fileId) dev.files.delete(ph.fileId)
     }
-    answer(CODE.ok, 'success')
+    // the photo's log is committed with it before the device hears success
+    Promise.all(stored).then(() => answer(CODE.ok, 'success'), (err: Error) => {
+      this.ctx.log.warn('best could not store a verify photo; the device will send it again', { device: dev.name, error: err.message })
+      answer(CODE.storeFailed, 'could not store the photo: send it again')
+    })
   }
 
 }

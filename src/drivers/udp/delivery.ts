@@ -155,9 +155,19 @@ export class UdpDelivery {
       const round: Round = { cmd, wire: wireId(cmd), frame: f.frame, sends: 0 }
       dev.round = round
       this.outstanding.set(round.wire, { dev, cmd, setting: f.setting })
-      this.sendRound(dev, round)
-      round.timer = setInterval(() => this.resend(dev, round), this.resendMs)
-      round.timer.unref?.()
+      // the first datagram goes out once this gateway's claim of the command is committed (on a shared store another gateway may have it)
+      this.ctx.durable(() => this.ctx.delivered(cmd.id)).then(() => {
+        if (dev.round !== round || !this.devices.socket) return
+        this.sendRound(dev, round)
+        round.timer = setInterval(() => this.resend(dev, round), this.resendMs)
+        round.timer.unref?.()
+      }, (err: Error) => {
+        this.ctx.log.info('udp command not sent: its claim in the store failed; tried again after the next heartbeat', { device: dev.name, id: cmd.id, error: err.message })
+        if (dev.round !== round) return
+        dev.round = undefined
+        this.outstanding.delete(round.wire)
+        dev.gaveUp = { cmd: cmd.id, at: dev.heardAt }
+      })
       return
     }
   }
@@ -166,7 +176,6 @@ export class UdpDelivery {
     this.devices.send(dev, round.frame)
     round.sends++
     if (round.sends === 1) {
-      this.ctx.delivered(round.cmd.id)
       this.ctx.log.debug('udp command sent', { device: dev.name, id: round.cmd.id, kind: round.cmd.kind, wire: round.wire })
     }
   }

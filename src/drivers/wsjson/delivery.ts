@@ -6,6 +6,9 @@ import { toPerson, type WsjsonPeople } from './people.js'
 import type { WsjsonRecords } from './records.js'
 import { CHECK_FACE_KIND, FETCH_EVENTS_KIND, kinds, unsupportedWhy } from './rules.js'
 
+/** How long a command whose claim failed waits before it is claimed again (ms). */
+const CLAIM_RETRY_MS = 1000
+
 /** Queued commands, one at a time per device in queue order, started once it is registered. */
 export class WsjsonDelivery {
   private readonly ctx: GatewayContext
@@ -75,7 +78,9 @@ export class WsjsonDelivery {
       .finally(() => {
         this.devices.savePeople(state)
         if (state.job === job) state.job = undefined
-        setImmediate(() => this.pump(state))
+        // a claim that failed (the store is down) is tried again after a pause, not in a loop
+        if (job.unclaimed) setTimeout(() => this.pump(state), CLAIM_RETRY_MS).unref()
+        else setImmediate(() => this.pump(state))
       })
   }
 

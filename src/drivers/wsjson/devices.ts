@@ -17,6 +17,8 @@ export interface Conn {
   /** The device sent a frame larger than the gateway's maxPayload (maxBodyBytes). */
   tooBig?: boolean
   silence?: NodeJS.Timeout
+  /** Answers held back behind one that waits for a commit (reply): the device's messages are answered in order. */
+  replies?: Promise<void>
 }
 
 export interface Step {
@@ -29,6 +31,8 @@ export interface Step {
   timer?: NodeJS.Timeout
   /** Why the last send went unanswered. */
   lost?: string
+  /** Its job's command is being claimed in the store: sent once that is committed. */
+  claiming?: boolean
   jobId?: number
   resolve(a: SentAnswer): void
   reject(e: Error): void
@@ -49,6 +53,10 @@ export interface Known {
 export interface Job {
   cmd: QueuedCommand
   cancelled: boolean
+  /** The command is claimed (delivered by this gateway, committed): its frames may go out. */
+  claimed?: boolean
+  /** The claim failed (the store is down, or another gateway has the command): tried again after a pause. */
+  unclaimed?: boolean
 }
 
 export interface DeviceState {
@@ -125,7 +133,22 @@ export class WsjsonDevices {
     }
   }
 
-  send(conn: Conn, msg: Json): void {
+  /**
+   * Answers a device message. Its answers carry nothing to match them by (AMBIGUITIES wsjson #7),
+   * so they go in the order of its messages: one that waits for `after` (a commit) holds back the
+   * answers behind it; `failed` is the answer when `after` rejects.
+   */
+  reply(conn: Conn, msg: Json, after?: { committed: Promise<unknown>; failed(err: Error): Json }): void {
+    if (!after && !conn.replies) return this.send(conn, msg)
+    const answer = after ? after.committed.then(() => msg, (err: Error) => after.failed(err)) : msg
+    const next = (conn.replies ?? Promise.resolve()).then(() => answer).then((m) => this.send(conn, m))
+    conn.replies = next
+    void next.catch((err: Error) => this.ctx.log.warn('wsjson answer failed', { device: conn.state?.name, error: String(err) })).finally(() => {
+      if (conn.replies === next) conn.replies = undefined
+    })
+  }
+
+  private send(conn: Conn, msg: Json): void {
     if (conn.closed || conn.ws.readyState !== conn.ws.OPEN) return
     conn.ws.send(JSON.stringify(msg), (err) => {
       if (err && !conn.closed) {
@@ -154,7 +177,28 @@ export class WsjsonDevices {
     this.transmit(state, step)
   }
 
+  /** Sends the step in flight; a job's first frame only once its command's claim is committed (another gateway may hold it). */
   transmit(state: DeviceState, step: Step): void {
+    if (step.claiming) return
+    const job = state.job
+    if (step.jobId === undefined || job?.cmd.id !== step.jobId || job.cancelled || job.claimed) return this.put(state, step)
+    step.claiming = true
+    this.ctx.durable(() => this.ctx.delivered(job.cmd.id)).then(() => {
+      step.claiming = false
+      job.claimed = true
+      if (state.inflight === step) this.put(state, step)
+    }, (err: Error) => {
+      step.claiming = false
+      job.unclaimed = true
+      this.ctx.log.info('wsjson command not sent: its claim in the store failed', { device: state.name, id: job.cmd.id, error: err.message })
+      if (state.inflight !== step) return
+      state.inflight = undefined
+      step.reject(new Cancelled(`not claimed: ${err.message}`))
+      this.flush(state)
+    })
+  }
+
+  private put(state: DeviceState, step: Step): void {
     const conn = state.conn
     if (!conn) return
     step.sends++
@@ -169,7 +213,6 @@ export class WsjsonDevices {
       conn.ws.terminate()
     }, this.answerTimeoutMs)
     step.timer.unref?.()
-    if (step.jobId !== undefined && step.sends === 1 && state.job?.cmd.id === step.jobId && !state.job.cancelled) this.ctx.delivered(step.jobId)
     this.ctx.log.debug('wsjson command sent', { device: state.name, commandId: step.commandId, command: step.command, sends: step.sends })
     if (conn.closed || conn.ws.readyState !== conn.ws.OPEN) return
     conn.ws.send(step.frame, (err) => {

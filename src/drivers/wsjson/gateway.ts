@@ -16,8 +16,10 @@
  *   deleteUser per id (`all`: selectUser, then each). listPeople: selectUser (203). enrollFace:
  *   editUser with the photo. checkFace: compareUser (204).
  *   repostRecords with `eventIds`: queryEvent (208) for each.
- * - Records: type-1 events are spooled (once per eventid) before the device is answered 200; an
- *   event that arrives without its details is answered 200 and fetched with queryEvent (catch-up).
+ * - Records: type-1 events are spooled (once per eventid) and committed before the device is
+ *   answered 200 (500 when the store cannot take them: the device sends them again; answers keep
+ *   the order of the device's messages); an event that arrives without its details is answered
+ *   200 and fetched with queryEvent (catch-up).
  *   Type-2 events (a person enrolled on the device) are logged and kept in per-device state.
  * - Malformed frames are logged and answered with a 500 response; a connection that sends
  *   `maxBadFrames` of them in a row is closed. Nothing a device sends can stop the gateway.
@@ -181,7 +183,7 @@ class WsjsonGateway {
   private bad(conn: Conn, reason: string, reply: boolean, text: string): void {
     conn.bad++
     this.ctx.log.warn('wsjson malformed frame', { from: conn.address, device: conn.state?.name, reason, frame: text.slice(0, 120) })
-    if (reply) this.devices.send(conn, response(CODE.error, reason))
+    if (reply) this.devices.reply(conn, response(CODE.error, reason))
     if (conn.bad >= this.maxBadFrames) {
       this.ctx.log.warn('wsjson connection closed after repeated malformed frames', { from: conn.address, device: conn.state?.name, frames: conn.bad })
       conn.ws.close(1008, 'too many malformed frames')
@@ -193,7 +195,7 @@ class WsjsonGateway {
   private register(conn: Conn, info: RegisterInfo): void {
     const entry = this.ctx.findDevice('wsjson', info.sn, conn.address.replace(/:\d+$/, ''))
     if (entry === REFUSED) {
-      this.devices.send(conn, response(CODE.error, 'not allowed from this address'))
+      this.devices.reply(conn, response(CODE.error, 'not allowed from this address'))
       conn.ws.close(1008, 'not allowed from this address')
       return
     }
@@ -201,7 +203,7 @@ class WsjsonGateway {
     if (!entry) {
       // CLI.md: an unknown device's register is answered with code 500, remembered as discovered, not served
       this.ctx.discovered('wsjson', info.sn, conn.address, details)
-      this.devices.send(conn, response(CODE.error, `unknown device ${info.sn}: add it with doorctl device add NAME --protocol wsjson --sn ${info.sn}`))
+      this.devices.reply(conn, response(CODE.error, `unknown device ${info.sn}: add it with doorctl device add NAME --protocol wsjson --sn ${info.sn}`))
       conn.ws.close(1008, 'unknown device')
       return
     }
@@ -214,7 +216,7 @@ class WsjsonGateway {
     state.register = { ...info, at: Date.now(), address: conn.address }
     this.ctx.touch(entry, conn.address, details)
     this.ctx.setState(state.name, 'register', state.register)
-    this.devices.send(conn, registerAnswer(this.devices.heartbeatSeconds))
+    this.devices.reply(conn, registerAnswer(this.devices.heartbeatSeconds))
     if (old && old !== conn) {
       this.ctx.log.info('wsjson device connected again; closing its previous connection', { device: state.name })
       old.ws.terminate()
@@ -242,7 +244,7 @@ class WsjsonGateway {
       state.offset = offset
       this.ctx.setState(state.name, 'utcOffsetMinutes', offset)
     }
-    this.devices.send(conn, response(CODE.ok))
+    this.devices.reply(conn, response(CODE.ok))
   }
 
   /** For a caller in the gateway's own process: compareUser on a connected device. */

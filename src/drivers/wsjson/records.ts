@@ -1,5 +1,5 @@
 import type { GatewayContext } from '../../types/gateway.js'
-import { accessRecord, CODE, deviceUser, parseQueriedEvent, queryEventContent, response, type DeviceEvent } from './codec.js'
+import { accessRecord, CODE, deviceUser, parseQueriedEvent, queryEventContent, response, type DeviceEvent, type Json } from './codec.js'
 import { Cancelled, GiveUp, type Conn, type DeviceState, type Job, type WsjsonDevices } from './devices.js'
 import { unsupportedWhy } from './rules.js'
 
@@ -16,38 +16,36 @@ export class WsjsonRecords {
       const u = deviceUser(e.data)
       if (!u) {
         this.ctx.log.warn('wsjson enrolment event without userId', { device: state.name, eventid: e.eventid })
-        this.devices.send(conn, response(CODE.error, 'enrolment event (type 2) without userId'))
+        this.devices.reply(conn, response(CODE.error, 'enrolment event (type 2) without userId'))
         return
       }
       this.devices.people(state).set(u.userId, { name: u.name, user: u.user, role: u.role, hasPhoto: u.hasPhoto, enrolledAt: Date.now() })
       state.peopleDirty = true
-      this.devices.savePeople(state)
       this.ctx.log.info('wsjson person enrolled on the device', { device: state.name, user: u.userId, name: u.name, face: u.hasPhoto })
-      this.devices.send(conn, response(CODE.ok))
+      this.devices.reply(conn, response(CODE.ok), { committed: this.ctx.durable(() => this.devices.savePeople(state)), failed: (err) => this.notStored(state, e, err) })
       return
     }
     if (e.type !== '1' && e.type !== '') {
       this.ctx.log.info('wsjson event of a type the document does not define; acknowledged and not stored', { device: state.name, eventid: e.eventid, type: e.type })
-      this.devices.send(conn, response(CODE.ok))
+      this.devices.reply(conn, response(CODE.ok))
       return
     }
     if (e.incomplete) {
       // catch-up: the details are asked for with queryEvent (3.1.6) once the device heard we have the event
-      this.devices.send(conn, response(CODE.ok))
+      this.devices.reply(conn, response(CODE.ok))
       this.ctx.log.info('wsjson event without details; fetching it with queryEvent', { device: state.name, eventid: e.eventid })
       void this.fetchEvent(state, e.eventid).catch((err: Error) => {
         if (!(err instanceof Cancelled)) this.ctx.log.warn('wsjson could not fetch an event', { device: state.name, eventid: e.eventid, error: err.message })
       })
       return
     }
-    try {
-      this.spool(state, e)
-    } catch (err) {
-      this.ctx.log.warn('wsjson could not store an event; the device will send it again', { device: state.name, eventid: e.eventid, error: String(err) })
-      this.devices.send(conn, response(CODE.error, 'could not store the event, send it again'))
-      return
-    }
-    this.devices.send(conn, response(CODE.ok))
+    // answered once committed (with its photo); else with an error, and the device sends it again
+    this.devices.reply(conn, response(CODE.ok), { committed: this.ctx.durable(() => this.spool(state, e)), failed: (err) => this.notStored(state, e, err) })
+  }
+
+  private notStored(state: DeviceState, e: DeviceEvent, err: Error): Json {
+    this.ctx.log.warn('wsjson could not store an event; the device will send it again', { device: state.name, eventid: e.eventid, error: String(err) })
+    return response(CODE.error, 'could not store the event, send it again')
   }
 
   /** Durable before the device hears success; a re-sent event (same eventid) is stored once. */
@@ -68,7 +66,7 @@ export class WsjsonRecords {
     const e = parseQueriedEvent(a.body)
     if ('error' in e) throw new Error(`queryEvent ${eventid}: ${e.error}`)
     if (e.type === '2') throw new Error(`event ${eventid} is an enrolment, not an access record`)
-    return this.spool(state, { ...e, eventid: e.eventid || eventid })
+    return this.ctx.durable(() => this.spool(state, { ...e, eventid: e.eventid || eventid }))
   }
 
   async fetchEvents(state: DeviceState, job: Job): Promise<void> {

@@ -35,8 +35,11 @@ export interface BestSimulator {
   /** Users stored on the device, by pin (user id), fields as received. */
   users(): Map<string, Record<string, unknown>>
   readonly events: BestEvents
-  /** Upload an access record (dev.data.upload.verifyLog, + verifyPhoto if photo); resolves when the server answered. Returns the log sent. */
-  verifyLog(opts?: { pin?: string; photo?: Buffer; time?: Date; meetCode?: string; verifyStyle?: string }): Promise<Record<string, unknown>>
+  /**
+   * Upload an access record (dev.data.upload.verifyLog, + verifyPhoto if photo); resolves when the server answered (rejects on a refusal).
+   * Returns the log sent. `logId`: send a log again (a device re-sending one the server did not acknowledge).
+   */
+  verifyLog(opts?: { pin?: string; photo?: Buffer; time?: Date; meetCode?: string; verifyStyle?: string; logId?: string }): Promise<Record<string, unknown>>
   /** getBrokerServer → connect → exchange → register/accredit/login → report; resolves when logged in (rejects if the server refuses). */
   start(): Promise<void>
   stop(): Promise<void>
@@ -289,7 +292,7 @@ class BestDevice implements BestSimulator {
     return ok(`${Object.keys(p.option).length} option(s) set`)
   }
 
-  verifyLog(opts: { pin?: string; photo?: Buffer; time?: Date; meetCode?: string; verifyStyle?: string } = {}): Promise<Record<string, unknown>> {
+  verifyLog(opts: { pin?: string; photo?: Buffer; time?: Date; meetCode?: string; verifyStyle?: string; logId?: string } = {}): Promise<Record<string, unknown>> {
     return this.records.verifyLog(opts)
   }
 }

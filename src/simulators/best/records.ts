@@ -7,12 +7,12 @@ import type { BestState } from './state.js'
 export class BestRecords {
   constructor(private readonly state: BestState, private readonly conn: BestConnection) {}
 
-  async verifyLog(opts: { pin?: string; photo?: Buffer; time?: Date; meetCode?: string; verifyStyle?: string } = {}): Promise<Record<string, unknown>> {
+  async verifyLog(opts: { pin?: string; photo?: Buffer; time?: Date; meetCode?: string; verifyStyle?: string; logId?: string } = {}): Promise<Record<string, unknown>> {
     if (!this.conn._loggedIn || !this.conn.link) throw new Error(`best ${this.state.sn}: not logged in`)
     const when = opts.time ? opts.time.getTime() : this.state.now()
     // AMBIGUITIES best #11: times are "server local" in one section, "device local" in another: the device writes its own zone's local time with the offset.
     const verifyTime = formatBestTime(when, this.state.timeZone)
-    const logId = String(++this.state.logSeq)
+    const logId = opts.logId ?? String(++this.state.logSeq)
     const pin = opts.pin ?? '1'
     const meetCode = opts.meetCode ?? this.state.o.meetCode // AMBIGUITIES best #12: meeting firmware, meetCode required on logs
     const log: Json = {

@@ -38,6 +38,13 @@ export interface WsjsonSimulatorOptions {
   reconnectMs?: number
   /** How long the device waits for the server's answer to one of its messages before it drops the connection; default 10000. */
   replyTimeoutMs?: number
+  /**
+   * An event the server answers with an error stays in the outbox and is sent again (same eventid)
+   * after this long, as a device that keeps every event until it is acknowledged; the document does
+   * not say what a device does (only "每次发送消息后,接收方需要有响应消息"). Unset: the event is dropped
+   * and accessEvent rejects.
+   */
+  retryRefusedEventsMs?: number
   /** addUser/editUser/compareUser images containing this ASCII marker are refused with 500 ("no face"); default 'NOFACE'. */
   invalidPhotoMarker?: string
   /** Close the connection (without answering or executing) when this command name arrives, once. */
@@ -58,6 +65,8 @@ export interface WsjsonEvents {
   commands: Record<string, number>
   /** Answers the device sent without a commandId (the server's message had none, or was not JSON). */
   repliesWithoutCommandId: number
+  /** Events the server answered with an error (each sending counts). */
+  eventsRefused: number
   /** The last answer the server gave to a register message, as received. */
   lastRegisterReply?: unknown
 }
@@ -182,7 +191,7 @@ const EVENT_LOG_MAX = 10_000
 
 class WsjsonDevice implements WsjsonSimulator {
   readonly sn: string
-  readonly events: WsjsonEvents = { registers: 0, heartbeats: 0, commands: {}, repliesWithoutCommandId: 0 }
+  readonly events: WsjsonEvents = { registers: 0, heartbeats: 0, commands: {}, repliesWithoutCommandId: 0, eventsRefused: 0 }
 
   private readonly url: string
   private readonly ca?: string
@@ -192,6 +201,9 @@ class WsjsonDevice implements WsjsonSimulator {
   private readonly heartbeatMs: number
   private readonly reconnectMs: number
   private readonly replyTimeoutMs: number
+  private readonly retryRefusedMs: number | undefined
+  /** Set while a refused event waits to be sent again. */
+  private eventRetryTimer: NodeJS.Timeout | undefined
   private readonly noFace: Buffer
   private readonly dropOn: string | undefined
   private readonly requireAll: boolean
@@ -233,6 +245,7 @@ class WsjsonDevice implements WsjsonSimulator {
     this.heartbeatMs = Math.max(1, opts.heartbeatMs ?? 20_000)
     this.reconnectMs = Math.max(0, opts.reconnectMs ?? 1000)
     this.replyTimeoutMs = Math.max(1, opts.replyTimeoutMs ?? 10_000)
+    this.retryRefusedMs = opts.retryRefusedEventsMs === undefined ? undefined : Math.max(0, opts.retryRefusedEventsMs)
     this.noFace = Buffer.from(opts.invalidPhotoMarker ?? 'NOFACE', 'latin1')
     this.dropOn = opts.dropOnCommand
     this.dropArmed = opts.dropOnCommand !== undefined
@@ -325,8 +338,10 @@ class WsjsonDevice implements WsjsonSimulator {
   private clearTimers(): void {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer)
+    if (this.eventRetryTimer) clearTimeout(this.eventRetryTimer)
     this.reconnectTimer = undefined
     this.heartbeatTimer = undefined
+    this.eventRetryTimer = undefined
   }
 
   private settleStart(): void {
@@ -436,7 +451,7 @@ class WsjsonDevice implements WsjsonSimulator {
       this.sendUpstream('heartbeat', { code: WSJSON_CODE.HEARTBEAT, data: { time: formatDeviceTime(new Date(), this.utcOffset) } })
       return
     }
-    const next = this.outbox[0]
+    const next = this.eventRetryTimer ? undefined : this.outbox[0]
     if (next) this.sendUpstream('event', { code: WSJSON_CODE.EVENT, data: next.event }, next)
   }
 
@@ -488,9 +503,18 @@ class WsjsonDevice implements WsjsonSimulator {
         if (code !== WSJSON_CODE.OK) this.log(`heartbeat answered with code ${code ?? 'none'}`)
         break
       case 'event': {
+        const ev = inflight.pending.event
+        if (code !== WSJSON_CODE.OK) this.events.eventsRefused++
+        if (code !== WSJSON_CODE.OK && this.retryRefusedMs !== undefined) {
+          this.log(`event ${String(ev.eventid)} answered with code ${code ?? 'none'}: sent again in ${this.retryRefusedMs} ms`)
+          this.eventRetryTimer = setTimeout(() => {
+            this.eventRetryTimer = undefined
+            this.pump()
+          }, this.retryRefusedMs)
+          break
+        }
         const i = this.outbox.indexOf(inflight.pending)
         if (i >= 0) this.outbox.splice(i, 1)
-        const ev = inflight.pending.event
         if (code === WSJSON_CODE.OK) inflight.pending.resolve(msg)
         else inflight.pending.reject(new Error(`${this.sn}: event ${String(ev.eventid)} answered with code ${code ?? 'none'}: ${JSON.stringify(msg).slice(0, 200)}`))
         break
