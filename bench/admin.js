@@ -3,7 +3,7 @@
 // /api/status fetched every SCRAPE_MS (5 s; Prometheus' default is 15 s) and one status page open
 // (its live stream, /api/events).
 // Paired: each round runs two serves at once, one off and one on, each with its own DOORCTL_HOME of
-// N devices and its own load generator (bench/keepalive-load.js), so whatever else the machine does
+// N/2 devices (N = BENCH_DEVICES, 2,000: the machine's load is the gateway benchmark's) and its own load generator (bench/keepalive-load.js), so whatever else the machine does
 // meets both alike; the roles swap every round. (Measured one after the other, two phases of the
 // same mode differed by up to 2× in p99 on this shared 2-core machine: far more than the effect.)
 import { spawn } from 'node:child_process'
@@ -17,7 +17,8 @@ const ROUNDS = Number(process.env.BENCH_ADMIN_ROUNDS ?? 6)
 const SCRAPE_MS = Number(process.env.BENCH_ADMIN_SCRAPE_MS ?? 5000)
 
 export async function benchAdmin(h) {
-  const count = h.sizes.devices
+  // half the gateway benchmark's devices on each of the two serves: the machine carries the same 2,000 keepalives a second as there
+  const count = Math.round(h.sizes.devices / 2)
   const intervalMs = 1000
   const durationMs = 20_000
   const warmupMs = 5_000
@@ -48,7 +49,7 @@ export async function benchAdmin(h) {
       round[modes[k]] = { p50: r.p50, p99: r.p99, max: r.max, requests: r.requests, measured: r.measured, errors: r.errors, serveRssKB: rssKB, cpuMsPer1000, ...used[k] }
     }
     rounds.push(round)
-    process.stderr.write(`[bench] admin round ${i + 1}: p99 off ${round.off.p99.toFixed(1)} ms / on ${round.on.p99.toFixed(1)} ms, CPU per 1000 keepalives off ${round.off.cpuMsPer1000.toFixed(0)} / on ${round.on.cpuMsPer1000.toFixed(0)} ms${round.on.scrapes !== undefined ? `, ${round.on.scrapes} scrapes, ${round.on.frames} page updates` : ''}\n`)
+    process.stderr.write(`[bench] admin round ${i + 1}: p99 off ${round.off.p99.toFixed(1)} ms / on ${round.on.p99.toFixed(1)} ms, CPU per 1000 keepalives off ${round.off.cpuMsPer1000.toFixed(0)} / on ${round.on.cpuMsPer1000.toFixed(0)} ms${round.on.scrapes !== undefined ? `, ${round.on.scrapes} scrapes, ${round.on.frames} page views + ${round.on.pulses} pulses` : ''}\n`)
   }
   const mean = (mode, k) => rounds.reduce((a, r) => a + r[mode][k], 0) / rounds.length
   const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
@@ -74,6 +75,7 @@ function cpuSeconds(pid) {
 function useAdmin(port) {
   let scrapes = 0
   let frames = 0
+  let pulses = 0
   let failures = 0
   const get = (path) => new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path }, (res) => {
@@ -90,7 +92,10 @@ function useAdmin(port) {
   }, SCRAPE_MS)
   const page = request({ host: '127.0.0.1', port, path: '/api/events' }, (res) => {
     res.setEncoding('utf8')
-    res.on('data', (chunk) => { frames += chunk.split('event: view').length - 1 })
+    res.on('data', (chunk) => {
+      frames += chunk.split('event: view').length - 1
+      pulses += chunk.split('event: pulse').length - 1
+    })
   })
   page.on('error', () => {})
   page.end()
@@ -98,7 +103,7 @@ function useAdmin(port) {
     async stop() {
       clearInterval(timer)
       page.destroy()
-      return { scrapes, frames, scrapeFailures: failures }
+      return { scrapes, frames, pulses, scrapeFailures: failures }
     },
   }
 }
@@ -108,13 +113,13 @@ export function renderAdmin(e, f) {
   if (r.design !== 'paired') return `## 13. admin listener\n\n${f.stamp(e)}\n\nMeasured with an earlier design of this benchmark: run \`node bench/run.js admin\` again.`
   const rows = r.rounds.flatMap((x, i) => ['off', 'on'].map((mode) => {
     const p = x[mode]
-    return [mode === 'off' ? String(i + 1) : '', mode, f.f1(p.p50), f.f1(p.p99), f.f1(p.max), `${f.f0(p.requests)} (${f.f0(p.measured)})`, f.f0(p.cpuMsPer1000), f.f0(p.errors), p.scrapes === undefined ? '' : f.f0(p.scrapes), p.frames === undefined ? '' : f.f0(p.frames), p.serveRssKB ? f.f1(p.serveRssKB / 1024) : '']
+    return [mode === 'off' ? String(i + 1) : '', mode, f.f1(p.p50), f.f1(p.p99), f.f1(p.max), `${f.f0(p.requests)} (${f.f0(p.measured)})`, f.f0(p.cpuMsPer1000), f.f0(p.errors), p.scrapes === undefined ? '' : f.f0(p.scrapes), p.frames === undefined ? '' : `${f.f0(p.frames)} + ${f.f0(p.pulses ?? 0)}`, p.serveRssKB ? f.f1(p.serveRssKB / 1024) : '']
   }))
   return [
     '## 13. admin listener (keepalive latency with it off and on)',
     f.stamp(e),
-    `Paired rounds: each round runs two \`doorctl serve\` at once, each with its own DOORCTL_HOME of ${f.f0(r.devices)} httpv2 devices and its own load generator (\`bench/keepalive-load.js\`: every device POSTs \`/Device/Keepalive\` every ${r.intervalMs} ms for ${r.durationMs / 1000} s; latencies after a ${r.warmupMs / 1000} s warm-up) — one serve with the admin listener off (\`--no-admin\`), the other with it on and used: \`/metrics\` and \`/api/status\` fetched every ${r.scrapeMs / 1000} s (Prometheus' default interval is 15 s) and one status page open (its live stream \`/api/events\`, which looks for changes every second). The roles swap every round, so both modes meet the same machine at the same moments (run one after the other, two phases of the *same* mode differed by up to 2× in p99 here). Serve's CPU per keepalive (user + system, \`/proc/PID/stat\`) is reported beside latency. The *on* serve's extra CPU also slows the *off* one a little (they share 2 cores), so the difference is if anything understated in CPU, not in the event-loop stalls that make a p99. \`bench/admin.js\`.`,
-    f.table(['round', 'admin', 'keepalive p50 ms', 'p99 ms', 'max ms', 'answered (measured)', 'serve CPU ms / 1000 keepalives', 'errors', 'scrapes', 'page updates', 'serve peak RSS MB'], rows),
+    `Paired rounds: each round runs two \`doorctl serve\` at once, each with its own DOORCTL_HOME of ${f.f0(r.devices)} httpv2 devices (half the gateway benchmark's ${f.f0(2 * r.devices)}, so the machine carries the same ${f.f0((2 * r.devices * 1000) / r.intervalMs)} keepalives a second) and its own load generator (\`bench/keepalive-load.js\`: every device POSTs \`/Device/Keepalive\` every ${r.intervalMs} ms for ${r.durationMs / 1000} s; latencies after a ${r.warmupMs / 1000} s warm-up) — one serve with the admin listener off (\`--no-admin\`), the other with it on and used: \`/metrics\` and \`/api/status\` fetched every ${r.scrapeMs / 1000} s (Prometheus' default interval is 15 s) and one status page open (its live stream \`/api/events\`: looks for changes every second, sends a whole view on a change or every 60 s, and every 5 s a pulse of the doors' last calls and records). The roles swap every round, so both modes meet the same machine at the same moments (run one after the other, two phases of the *same* mode differed by up to 2× in p99 here). Serve's CPU per keepalive (user + system, \`/proc/PID/stat\`) is reported beside latency. The *on* serve's extra CPU also slows the *off* one a little (they share 2 cores), so the difference is if anything understated in CPU, not in the event-loop stalls that make a p99. \`bench/admin.js\`.`,
+    f.table(['round', 'admin', 'keepalive p50 ms', 'p99 ms', 'max ms', 'answered (measured)', 'serve CPU ms / 1000 keepalives', 'errors', 'scrapes', 'page views + pulses', 'serve peak RSS MB'], rows),
     f.table(['measure', 'value', 'target', 'result'], [
       ['keepalive p50 off / on ms (mean of rounds)', `${f.f1(r.p50Off)} / ${f.f1(r.p50On)}`, '', ''],
       ['keepalive p99 off / on ms (mean of rounds)', `${f.f1(r.p99Off)} / ${f.f1(r.p99On)}`, '', ''],

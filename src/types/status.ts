@@ -72,6 +72,14 @@ export interface CommandView {
   message?: string
 }
 
+/** Between views, every few seconds: what moves without being a change (ms since the epoch, in the view's device order). */
+export interface StatusPulse {
+  now: string
+  last_seen: (number | null)[]
+  last_record: (number | null)[]
+  records_per_minute: number[]
+}
+
 /** Everything the status page shows, sent whole on each change. */
 export interface StatusView {
   now: string

@@ -156,6 +156,68 @@ describe('the live stream looks for changes cheaply', () => {
   })
 })
 
+describe('the live stream between changes', () => {
+  it('sends a whole view on a change and small pulses (last calls, records) in between, in the view\'s device order', async () => {
+    const home = tempDir('doorctl-pulse-')
+    const { Inventory } = await import('../../src/store/inventory.js')
+    new Inventory(home.path).save([{ name: 'door-1', protocol: 'httpv2', sn: 'FC-PULSE001', tags: [] }, { name: 'door-2', protocol: 'httpv2', sn: 'FC-PULSE002', tags: [] }])
+    const gateway = new Gateway({ home: home.path, log: quiet, handlers: [httpv2], settings: { httpPort: 0, bind: '127.0.0.1', offlineAfterMs: 60_000 } })
+    await gateway.start()
+    const control = new ControlServer(gateway, home.path, quiet, 'serve')
+    await control.start()
+    const admin = new AdminServer(control.monitor(), { port: 0, bind: '127.0.0.1', log: quiet, tickMs: 20, pulseMs: 50 })
+    await admin.start()
+    const ctrl = new AbortController()
+    try {
+      const res = await fetch(`http://127.0.0.1:${admin.port}/api/events`, { signal: ctrl.signal })
+      const reader = res.body!.getReader()
+      const dec = new TextDecoder()
+      let buf = ''
+      const frames: { event: string; data: Record<string, unknown> }[] = []
+      const next = async (event: string) => {
+        for (;;) {
+          const i = buf.indexOf('\n\n')
+          if (i >= 0) {
+            const frame = buf.slice(0, i)
+            buf = buf.slice(i + 2)
+            const ev = /^event: (\w+)$/m.exec(frame)?.[1]
+            const data = /^data: (.*)$/m.exec(frame)?.[1]
+            if (ev && data) frames.push({ event: ev, data: JSON.parse(data) })
+            if (ev === event) return frames.at(-1)!.data
+            continue
+          }
+          const r = await reader.read()
+          if (r.done) throw new Error('stream closed')
+          buf += dec.decode(r.value, { stream: true })
+        }
+      }
+      const view = await next('view') as { devices: { name: string; last_seen: string | null }[] }
+      expect(view.devices.map((d) => [d.name, d.last_seen])).toEqual([['door-1', null], ['door-2', null]])
+      // door-2 calls: the first call is a change (offline → online): a whole view
+      await fetch(`http://127.0.0.1:${gateway.httpPort}/Device/Keepalive`, { method: 'POST', body: JSON.stringify({ SN: 'FC-PULSE002' }), headers: { 'content-type': 'application/json' } }).then((r) => r.text())
+      const online = await next('view') as { devices: { name: string; online: boolean }[] }
+      expect(online.devices.map((d) => d.online)).toEqual([false, true])
+      // it calls again: not a change (door-2 may turn silent meanwhile, its interval being a few ms: that view is fine), its time goes out in a pulse
+      await fetch(`http://127.0.0.1:${gateway.httpPort}/Device/Keepalive`, { method: 'POST', body: JSON.stringify({ SN: 'FC-PULSE002' }), headers: { 'content-type': 'application/json' } }).then((r) => r.text())
+      const called = gateway.lastCallAt('door-2')!
+      let pulse: { last_seen: (number | null)[]; records_per_minute: number[]; now: string }
+      do pulse = await next('pulse') as typeof pulse
+      while (pulse.last_seen[1] !== called)
+      expect(pulse.last_seen).toEqual([null, called])
+      expect(pulse.records_per_minute).toHaveLength(60)
+      expect(pulse.now).toMatch(/[+-]\d\d:\d\d$/)
+      // a pulse is not a view: the page keeps the view it has and updates its times
+      expect(Object.keys(frames.find((f) => f.event === 'pulse')!.data).sort()).toEqual(['last_record', 'last_seen', 'now', 'records_per_minute'])
+    } finally {
+      ctrl.abort()
+      await admin.stop()
+      await control.stop()
+      await gateway.stop()
+      home.cleanup()
+    }
+  })
+})
+
 describe('refused contacts on the status page', () => {
   it('a pinned door calling from another address is listed with its address, reason and count', async () => {
     const home = tempDir('doorctl-refused-view-')

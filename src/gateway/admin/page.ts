@@ -125,8 +125,12 @@ function connect(){
       var i;
       while((i=buf.indexOf('\\n\\n'))>=0){
         var frame=buf.slice(0,i);buf=buf.slice(i+2);
-        var data=frame.split('\\n').filter(function(l){return l.indexOf('data:')===0}).map(function(l){return l.slice(5)}).join('\\n');
-        if(data){view=JSON.parse(data);skew=Date.parse(view.now)-Date.now();render()}
+        var lines=frame.split('\\n'),ev=(lines.filter(function(l){return l.indexOf('event:')===0})[0]||'event: view').slice(6).trim();
+        var data=lines.filter(function(l){return l.indexOf('data:')===0}).map(function(l){return l.slice(5)}).join('\\n');
+        if(!data)continue;
+        var msg=JSON.parse(data);
+        if(ev==='pulse'){if(view)pulse(msg)}else view=msg;
+        skew=Date.parse(msg.now)-Date.now();render();
       }
       return pump();
     })}
@@ -136,6 +140,14 @@ function connect(){
     setConn('down','reconnecting');favicon('#98a2b3');
     setTimeout(function(){if(ctrl===mine)connect()},1000);
   });
+}
+// between whole views: each door's last call and latest record (ms, in the view's device order), records per minute
+function pulse(p){
+  var iso=function(ms){return ms==null?null:new Date(ms).toISOString()};
+  view.devices.forEach(function(d,i){d.last_seen=iso(p.last_seen[i]);d.last_record=iso(p.last_record[i])});
+  view.records_per_minute=p.records_per_minute;
+  view.gateway.records_last_hour=p.records_per_minute.reduce(function(a,b){return a+b},0);
+  view.now=p.now;
 }
 function matches(d){
   if(mode==='offline'&&d.online)return false;

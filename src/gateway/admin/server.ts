@@ -19,12 +19,16 @@ export interface AdminOptions {
   log: Logger
   /** How often the live stream looks for changes (ms). */
   tickMs?: number
+  /** How often the doors' last calls go out between whole views (ms; PULSE_MS). */
+  pulseMs?: number
   /** serve --tls-cert/--tls-key: the admin listener speaks HTTPS too (a bearer token never crosses the LAN in clear). */
   tls?: TlsMaterial
 }
 
-/** A change of what the page shows is sent at once; otherwise the page is refreshed this often (ages, last seen). */
-const REFRESH_MS = 10_000
+/** A change of what the page shows is sent at once as a whole view; otherwise a whole view this often (ages of commands, …). */
+const REFRESH_MS = 60_000
+/** Between views, the doors' last calls and records go out this often, a few numbers a door (a whole view of 2,000 doors is 600 KB to build). */
+const PULSE_MS = 5000
 
 /**
  * The admin listener of `doorctl serve`, apart from the devices' port: the status page, its live
@@ -35,7 +39,7 @@ export class AdminServer {
   private readonly registry: Registry
   private readonly streams = new Set<ServerResponse>()
   private ticker?: NodeJS.Timeout
-  private last = { key: '', at: 0 }
+  private last = { key: '', at: 0, pulse: 0 }
   private portValue = 0
 
   constructor(private readonly monitor: GatewayMonitor, private readonly opts: AdminOptions) {
@@ -135,7 +139,7 @@ export class AdminServer {
     }
   }
 
-  /** Server-sent events: the whole view at once, then on every change (looked for each tick) or every REFRESH_MS. */
+  /** Server-sent events: the whole view at once, then on every change (looked for each tick) or every REFRESH_MS, and pulses between. */
   private stream(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' })
     res.write(`retry: 1000\n\n`)
@@ -148,7 +152,7 @@ export class AdminServer {
         this.ticker = undefined
       }
     })
-    this.last = { key: '', at: 0 }
+    this.last = { key: '', at: 0, pulse: 0 }
     void this.tick()
     this.ticker ??= setInterval(() => void this.tick(), this.opts.tickMs ?? 1000).unref()
   }
@@ -160,10 +164,17 @@ export class AdminServer {
     // what a change is: not the clock or the devices' last-seen times, which move with each heartbeat
     const now = Date.now()
     const key = this.monitor.changeKey(now)
-    if (key === this.last.key && now - this.last.at < REFRESH_MS) return
-    this.last = { key, at: now }
-    const view = this.monitor.view(now)
-    const frame = `event: view\ndata: ${JSON.stringify(view)}\n\n`
+    if (key === this.last.key && now - this.last.at < REFRESH_MS) {
+      if (now - this.last.pulse < (this.opts.pulseMs ?? PULSE_MS)) return
+      this.last.pulse = now
+      this.send(`event: pulse\ndata: ${JSON.stringify(this.monitor.pulse(now))}\n\n`)
+      return
+    }
+    this.last = { key, at: now, pulse: now }
+    this.send(`event: view\ndata: ${JSON.stringify(this.monitor.view(now))}\n\n`)
+  }
+
+  private send(frame: string): void {
     for (const s of this.streams) s.write(frame)
   }
 }
