@@ -13,6 +13,13 @@ const HOUR = 3600_000
 const REFUSED_KEPT = 100
 /** changeKey's character for presenceCode(). */
 const PRESENCE_CODE = ['0', '1', '2', '3']
+/** Doors built into a view or a status between two looks at the devices' requests. */
+const VIEW_SLICE = 250
+
+/** Lets the devices' requests waiting in the event loop go first. */
+export function yieldToRequests(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
 
 /** A command's state in the words the CLI's results use. */
 export const COMMAND_STATUS: Record<CommandState, string> = {
@@ -64,7 +71,7 @@ export class GatewayMonitor {
     if (!shared || this.reporter) return
     const report = async () => {
       await this.refresh()
-      await shared.store.gateways.report(shared.id, this.status(Date.now(), false))
+      await shared.store.gateways.report(shared.id, await this.status(Date.now(), false))
     }
     const run = () => void report().catch((err: Error) => this.gateway.log.debug('cannot report to the store', { error: err.message }))
     run()
@@ -160,19 +167,19 @@ export class GatewayMonitor {
   }
 
   /** What `doorctl status --json` prints: this gateway and, on a shared store, the others as they last reported. */
-  document(now = Date.now()): StatusDocument {
+  async document(now = Date.now()): Promise<StatusDocument> {
     const shared = this.gateway.shared
     const others = this.figures.otherGateways().map((g) => reportedStatus(g, now))
-    return { ok: true, ...(shared ? { store: shared.store.description } : {}), gateways: [this.status(now), ...others] }
+    return { ok: true, ...(shared ? { store: shared.store.description } : {}), gateways: [await this.status(now), ...others] }
   }
 
   /** `checkStore`: try the store's write lock too (which may wait up to a second for another writer). */
-  status(now = Date.now(), checkStore = true): GatewayStatus {
-    return this.build(now, checkStore).status
+  async status(now = Date.now(), checkStore = true): Promise<GatewayStatus> {
+    return (await this.build(now, checkStore)).status
   }
 
-  view(now = Date.now()): StatusView {
-    const { status, devices } = this.build(now, false)
+  async view(now = Date.now()): Promise<StatusView> {
+    const { status, devices } = await this.build(now, false)
     const commands: CommandView[] = this.figures.recentCommands(now - HOUR).map(commandView)
     const discovered = this.gateway.discoveredSoFar().map((d) => ({ protocol: d.protocol, identity: d.identity, address: d.address, last_seen: isoWithOffset(new Date(d.lastSeen)) }))
     const refused = [...this.refused.values()].reverse()
@@ -184,7 +191,8 @@ export class GatewayMonitor {
     return { now: isoWithOffset(new Date(now)), gateway: status, devices, discovered, commands, records_per_minute: this.figures.perMinuteLastHour(now), refused, ...site }
   }
 
-  private build(now: number, checkStore: boolean): { status: GatewayStatus; devices: DeviceView[] } {
+  /** Yields to the devices' requests every VIEW_SLICE doors: thousands of doors are tens of milliseconds, a stall in their answers. */
+  private async build(now: number, checkStore: boolean): Promise<{ status: GatewayStatus; devices: DeviceView[] }> {
     const gw = this.gateway
     const queued = new Map<string, number>()
     const queueByProtocol: Record<string, number> = {}
@@ -197,7 +205,9 @@ export class GatewayMonitor {
     const byProtocol: Record<string, { online: number; offline: number }> = {}
     const silent: SilentDevice[] = []
     let here = 0
-    const devices: DeviceView[] = gw.devices().map((d) => {
+    const devices: DeviceView[] = []
+    for (const [i, d] of gw.devices().entries()) {
+      if (i > 0 && i % VIEW_SLICE === 0) await yieldToRequests()
       const p = this.presenceRowOf(d.name)
       const lastSeen = p ? isoWithOffset(new Date(p.lastSeen)) : null
       const { online, silent: isSilent, lastCall, interval } = this.presenceOf(d.name, now)
@@ -208,11 +218,11 @@ export class GatewayMonitor {
         silent.push({ device: d.name, protocol: d.protocol, last_seen: lastSeen!, silent_seconds: Math.round((now - lastCall!) / 1000), interval_seconds: Math.round(interval! / 100) / 10 })
       }
       const lastRecord = this.figures.lastRecordOf(d.name)
-      return {
+      devices.push({
         name: d.name, protocol: d.protocol, tags: d.tags ?? [], online, last_seen: lastSeen, address: p?.address ?? '',
         queued: queued.get(d.name) ?? 0, last_record: lastRecord !== undefined ? isoWithOffset(new Date(lastRecord)) : null, silent: isSilent,
-      }
-    })
+      })
+    }
     const online = devices.filter((d) => d.online).length
     const status: GatewayStatus = {
       ...(gw.shared ? { id: gw.shared.id, devices_here: here } : {}),

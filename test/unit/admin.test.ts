@@ -135,9 +135,9 @@ describe('the live stream looks for changes cheaply', () => {
       const online = monitor.changeKey(at())
       expect(online).not.toBe(before)
       expect(monitor.deviceCounts(at())).toEqual({ httpv2: { online: 1, offline: 0 } })
-      expect(monitor.status(at(), false).devices.by_protocol).toEqual(monitor.deviceCounts(at()))
+      expect((await monitor.status(at(), false)).devices.by_protocol).toEqual(monitor.deviceCounts(at()))
       // times carry their offset, as every time doorctl prints (never "Z")
-      const view = monitor.view(at())
+      const view = await monitor.view(at())
       for (const t of [view.now, view.gateway.started_at, view.devices[0]!.last_seen]) expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d$/)
       // another call: the last-seen time moves, the key does not
       await keepalive()
@@ -146,7 +146,7 @@ describe('the live stream looks for changes cheaply', () => {
       const interval = gateway.intervalOf('door-1')!
       const silent = monitor.changeKey(at() + 3 * interval + 1)
       expect(silent).not.toBe(online)
-      expect(monitor.view(at() + 3 * interval + 1).devices[0]).toMatchObject({ online: true, silent: true })
+      expect((await monitor.view(at() + 3 * interval + 1)).devices[0]).toMatchObject({ online: true, silent: true })
       expect(monitor.changeKey(at() + 60_000)).not.toBe(silent)
       expect(monitor.deviceCounts(at() + 60_000)).toEqual({ httpv2: { online: 0, offline: 1 } })
     } finally {
@@ -228,12 +228,12 @@ describe('refused contacts on the status page', () => {
     await gateway.start()
     try {
       const monitor = new GatewayMonitor(gateway, 'serve')
-      expect(monitor.view().refused).toEqual([])
+      expect((await monitor.view()).refused).toEqual([])
       const before = monitor.changeKey()
       for (let i = 0; i < 2; i++) {
         await fetch(`http://127.0.0.1:${gateway.httpPort}/Device/Keepalive`, { method: 'POST', body: JSON.stringify({ SN: 'FC-PIN0001' }), headers: { 'content-type': 'application/json' } }).then((r) => r.text())
       }
-      expect(monitor.view().refused).toEqual([{ device: 'door-1', protocol: 'httpv2', address: '127.0.0.1', reason: 'allow-from', count: 2, last_at: expect.any(String) }])
+      expect((await monitor.view()).refused).toEqual([{ device: 'door-1', protocol: 'httpv2', address: '127.0.0.1', reason: 'allow-from', count: 2, last_at: expect.any(String) }])
       // the live stream sends the page a new view
       expect(monitor.changeKey()).not.toBe(before)
     } finally {
