@@ -5,7 +5,7 @@
 //   node bench/compare-builds.js BASE/bin/run.js NEW/bin/run.js     (N=1000 ROUNDS=4 by default)
 // e.g. a worktree of the previous release, built, against this checkout.
 import { spawn, execFileSync } from 'node:child_process'
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -45,3 +45,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const mean = (b, k) => res[b].reduce((a, x) => a + x[k], 0) / res[b].length
 console.log(`mean: base p50 ${mean('base', 'p50').toFixed(2)} p99 ${mean('base', 'p99').toFixed(1)} cpu ${mean('base', 'cpu').toFixed(0)} | new p50 ${mean('new', 'p50').toFixed(2)} p99 ${mean('new', 'p99').toFixed(1)} cpu ${mean('new', 'cpu').toFixed(0)}`)
+for (const h of homeList) {
+  rmSync(h, { recursive: true, force: true })
+  rmSync(`${h}.csv`, { force: true })
+}
