@@ -32,7 +32,7 @@ export class GatewayMonitor {
   private readonly problemSources: (() => string[])[] = []
   private reporter?: NodeJS.Timeout
 
-  /** Commands finished and records spooled so far: part of changeKey(). */
+  /** Commands finished and contacts refused so far: part of changeKey(). */
   private events = 0
 
   constructor(readonly gateway: Gateway, private readonly mode: 'serve' | 'temporary') {
@@ -85,9 +85,9 @@ export class GatewayMonitor {
 
   /**
    * A cheap fingerprint of what the status page shows: each door's state (online, silent,
-   * offline), the open commands, commands finished and records spooled, discovered devices and
-   * problems. The live stream builds a whole view only when it changes: building one for
-   * thousands of doors every second showed in the devices' keepalive latency (bench section 13).
+   * offline), the open commands, commands finished, contacts refused, discovered devices and
+   * problems. The live stream builds a whole view only when it changes (bench section 13); the
+   * doors' last calls and records, which move all the time, go out in pulses.
    */
   changeKey(now = Date.now()): string {
     const gw = this.gateway
