@@ -31,7 +31,7 @@ export class RecordActivity implements GatewayObserver {
   perMinuteLastHour(now = Date.now()): number[] {
     const current = Math.floor(now / MINUTE)
     for (const m of this.perMinute.keys()) if (m <= current - MINUTES) this.perMinute.delete(m)
-    return Array.from({ length: MINUTES }, (_, i) => this.perMinute.get(current - MINUTES + 1 + i) ?? 0)
+    return lastHourByMinute(now, (m) => this.perMinute.get(m))
   }
 
   lastHour(now = Date.now()): number {
@@ -46,4 +46,10 @@ export class RecordActivity implements GatewayObserver {
     const m = Math.floor(at / MINUTE)
     this.perMinute.set(m, (this.perMinute.get(m) ?? 0) + 1)
   }
+}
+
+/** The counts of the last 60 minutes, oldest first (the current minute last); `countOf` takes a minute number (ms / 60 000). */
+export function lastHourByMinute(now: number, countOf: (minute: number) => number | undefined): number[] {
+  const current = Math.floor(now / MINUTE)
+  return Array.from({ length: MINUTES }, (_, i) => countOf(current - MINUTES + 1 + i) ?? 0)
 }

@@ -270,12 +270,7 @@ export class Gateway {
     return [...this.byName.values()]
   }
 
-  /** When the device last called, ms since the epoch (presence() shows it to whole seconds). */
-  lastCallAt(device: string): number | undefined {
-    return this.presenceMap.get(device)?.lastSeen
-  }
-
-  /** When and from where the device last called this gateway. */
+  /** When (ms since the epoch; presence() shows whole seconds) and from where the device last called this gateway. */
   presenceRowOf(device: string): PresenceRow | undefined {
     return this.presenceMap.get(device)
   }

@@ -1,11 +1,10 @@
-import { RecordActivity } from './activity.js'
+import { lastHourByMinute, RecordActivity } from './activity.js'
 import type { GatewayStore } from '../store/gateway-store.js'
 import type { GatewayInfo, OpenCommandCount, PresenceEntry, Store } from '../store/interface.js'
 import type { QueuedCommand } from '../types/gateway.js'
 import type { GatewayObserver } from './gateway.js'
 
-const MINUTE = 60_000
-const HOUR = 60 * MINUTE
+const HOUR = 3600_000
 /** The newest commands the status page lists. */
 export const RECENT_COMMANDS = 200
 /** A shared store is read again once its figures are older than this (ms): one page, one scrape or one report a second at most. */
@@ -99,8 +98,7 @@ export class SharedFigures implements StatusFigures {
   recentCommands(since: number): QueuedCommand[] { return this.recent.filter((c) => c.createdAt >= since) }
 
   perMinuteLastHour(now: number): number[] {
-    const current = Math.floor(now / MINUTE)
-    return Array.from({ length: 60 }, (_, i) => this.perMinute[current - 59 + i] ?? 0)
+    return lastHourByMinute(now, (m) => this.perMinute[m])
   }
 
   lastRecordOf(device: string): number | undefined { return this.lastRecord[device] }

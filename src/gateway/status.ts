@@ -128,7 +128,7 @@ export class GatewayMonitor {
     const byProtocol: Record<string, { online: number; offline: number }> = {}
     for (const d of this.gateway.devices()) {
       const counts = (byProtocol[d.protocol] ??= { online: 0, offline: 0 })
-      counts[this.presenceOf(d.name, now).online ? 'online' : 'offline']++
+      counts[this.presenceCode(d.name, now) & 1 ? 'online' : 'offline']++
     }
     return byProtocol
   }

@@ -131,7 +131,7 @@ describe('the live stream looks for changes cheaply', () => {
       const before = monitor.changeKey()
       expect(monitor.deviceCounts()).toEqual({ httpv2: { online: 0, offline: 1 } })
       for (let i = 0; i < 3; i++) await keepalive()
-      const at = () => gateway.lastCallAt('door-1')!
+      const at = () => gateway.presenceRowOf('door-1')!.lastSeen
       const online = monitor.changeKey(at())
       expect(online).not.toBe(before)
       expect(monitor.deviceCounts(at())).toEqual({ httpv2: { online: 1, offline: 0 } })
@@ -199,7 +199,7 @@ describe('the live stream between changes', () => {
       expect(online.devices.map((d) => d.online)).toEqual([false, true])
       // it calls again: not a change (door-2 may turn silent meanwhile, its interval being a few ms: that view is fine), its time goes out in a pulse
       await fetch(`http://127.0.0.1:${gateway.httpPort}/Device/Keepalive`, { method: 'POST', body: JSON.stringify({ SN: 'FC-PULSE002' }), headers: { 'content-type': 'application/json' } }).then((r) => r.text())
-      const called = gateway.lastCallAt('door-2')!
+      const called = gateway.presenceRowOf('door-2')!.lastSeen
       let pulse: { last_seen: (number | null)[]; records_per_minute: number[]; now: string }
       do pulse = await next('pulse') as typeof pulse
       while (pulse.last_seen[1] !== called)

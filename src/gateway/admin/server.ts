@@ -5,7 +5,6 @@ import type { Registry } from 'prom-client'
 import { UsageError } from '../../types/errors.js'
 import type { Logger } from '../../types/driver.js'
 import type { TlsMaterial } from '../../types/gateway.js'
-import type { StatusDocument } from '../../types/status.js'
 import { yieldToRequests, type GatewayMonitor } from '../status.js'
 import type { GatewayMessage, ListenerMessage, ListenerSetup } from './listener-worker.js'
 import { createMetrics } from './metrics.js'
@@ -153,18 +152,13 @@ export class AdminServer {
           : { status: 503, body: JSON.stringify({ ok: false, reason: problems.join('; '), problems }), contentType: json }
       }
       case '/api/status':
-        return { status: 200, body: JSON.stringify(await this.statusDocument()), contentType: json }
+        // on a shared store, every gateway's: what `doorctl status --json` prints
+        return { status: 200, body: JSON.stringify(await this.monitor.document()), contentType: json }
       case '/api/view':
         return { status: 200, body: await this.viewJson(), contentType: json }
       default:
         return { status: 404, body: JSON.stringify({ ok: false, error: 'not found' }), contentType: json }
     }
-  }
-
-  /** The gateway's status (on a shared store, every gateway's): what `doorctl status --json` prints. */
-  async statusDocument(): Promise<StatusDocument> {
-    await this.monitor.refresh()
-    return this.monitor.document()
   }
 
   private async tick(): Promise<void> {
